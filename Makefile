@@ -1,0 +1,43 @@
+# Two entry points for a fresh machine: `make run` and `make test` (each sets itself up).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+INDEX  ?= indexes
+CORPUS ?= corpus
+
+.PHONY: install run index rebuild test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: a bare or open-ended requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Build the indexes only when no build is served yet.
+index: install
+	@test -s $(INDEX)/CURRENT || $(PY) -m rag_server.cli build --corpus $(CORPUS) --out $(INDEX)
+
+# Always make a fresh build (switched in atomically; the served one stays until it is done).
+rebuild: install
+	$(PY) -m rag_server.cli build --corpus $(CORPUS) --out $(INDEX)
+
+run: index
+	$(PY) -m rag_server.cli ask --index $(INDEX)
+
+lint: install
+	$(VENV)/bin/ruff check rag_server tests scripts
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,233 @@
+"""Making a build: corpus → passages → indexes → manifest, switched in atomically.
+
+Stages (each timed in the manifest): load, chunk, analyze, keyword, bm25, embed, dense, write.
+Everything is written under a temporary directory; only a complete, checksummed build is
+renamed into place and named in ``CURRENT`` (see :mod:`rag_server.catalog`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from . import __version__
+from .analysis import Analyzer, AnalyzerSettings
+from .catalog import IndexCatalog
+from .chunking import DEFAULT_MAX_CHARS, Passage, chunk_document
+from .documents import corpus_checksum, load_corpus
+from .embedding import DEFAULT_MODEL, EmbeddingCache, Encoder, SentenceTransformerEncoder
+from .errors import BuildError
+from .indexes import BM25Index, BM25Params, DenseIndex, KeywordIndex
+from .store import save_passages
+
+MANIFEST_VERSION = 1
+INDEX_NAMES = ("keyword", "bm25", "dense")
+
+
+@dataclass
+class BuildConfig:
+    corpus_dirs: Sequence[Path]
+    index_root: Path = Path("indexes")
+    indexes: Sequence[str] = INDEX_NAMES
+    model: str = DEFAULT_MODEL
+    max_chars: int = DEFAULT_MAX_CHARS
+    bm25: BM25Params = field(default_factory=BM25Params)
+    analyzer: AnalyzerSettings = field(default_factory=AnalyzerSettings)
+    dense_kind: str = "flat"
+    batch_size: int = 64
+    keep_builds: int = 3
+    progress: bool = True
+
+    def validate(self) -> None:
+        unknown = [name for name in self.indexes if name not in INDEX_NAMES]
+        if unknown or not self.indexes:
+            raise BuildError(f"unknown index {unknown or '(none)'}; choose from {list(INDEX_NAMES)}")
+        if self.max_chars < 100:
+            raise BuildError("max_chars must be at least 100")
+        if self.keep_builds < 1:
+            raise BuildError("keep_builds must be at least 1")
+
+
+@dataclass
+class BuildResult:
+    build_id: str
+    path: Path
+    manifest: dict[str, Any]
+    encoded: int  # passages the encoder actually embedded (the rest came from the cache)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def new_build_id(corpus_sum: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # sorts chronologically
+    return f"{stamp}-{corpus_sum[:8]}-{uuid.uuid4().hex[:6]}"
+
+
+class _Stages:
+    """Times each stage; the durations go into the manifest."""
+
+    def __init__(self) -> None:
+        self.durations: dict[str, float] = {}
+
+    def run(self, name: str, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        result = fn()
+        self.durations[name] = round(time.perf_counter() - start, 4)
+        return result
+
+
+def build_index(
+    config: BuildConfig,
+    encoder: Encoder | None = None,
+    after_stage: Callable[[str], None] | None = None,
+) -> BuildResult:
+    """Build every requested index and switch it in. ``encoder`` defaults to ``config.model``;
+    ``after_stage`` is called after each stage (tests use it to fail a build midway)."""
+    config.validate()
+    catalog = IndexCatalog(config.index_root)
+    stages = _Stages()
+    hook = after_stage or (lambda _stage: None)
+    with catalog.lock():
+        docs = stages.run("load", lambda: load_corpus(config.corpus_dirs))
+        corpus_sum = corpus_checksum(config.corpus_dirs)
+        hook("load")
+        passages: list[Passage] = stages.run(
+            "chunk",
+            lambda: [p for d in _progress(docs, "chunking", config) for p in chunk_document(d, config.max_chars)],
+        )
+        if not passages:
+            raise BuildError(f"{', '.join(map(str, config.corpus_dirs))}: the corpus holds no text")
+        hook("chunk")
+        build_id = new_build_id(corpus_sum)
+        temp = catalog.new_temp_dir(build_id)
+        try:
+            manifest, encoded = _write_indexes(config, catalog, temp, passages, stages, encoder, hook)
+            manifest.update(
+                build_id=build_id,
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                corpus_checksum=corpus_sum,
+                corpus_dirs=[str(d) for d in config.corpus_dirs],
+                document_count=len(docs),
+            )
+            stages.run("write", lambda: _write_manifest(temp, manifest, stages))
+            hook("write")
+            final = catalog.publish(temp, build_id)
+        except BaseException:
+            # Nothing was switched; remove the partial build (a SIGKILL leaves it as debris
+            # that the next build clears).
+            import shutil
+
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+        catalog.prune(config.keep_builds)
+    return BuildResult(build_id, final, manifest, encoded)
+
+
+def _progress(items: Sequence[Any], desc: str, config: BuildConfig) -> Any:
+    return tqdm(items, desc=desc, unit="doc", disable=not config.progress, leave=False)
+
+
+def _write_indexes(
+    config: BuildConfig,
+    catalog: IndexCatalog,
+    out: Path,
+    passages: list[Passage],
+    stages: _Stages,
+    encoder: Encoder | None,
+    hook: Callable[[str], None],
+) -> tuple[dict[str, Any], int]:
+    save_passages(out / "passages.jsonl", passages)
+    analyzer = Analyzer(config.analyzer)
+    manifest: dict[str, Any] = {
+        "format_version": MANIFEST_VERSION,
+        "rag_server_version": __version__,
+        "passage_count": len(passages),
+        "passages_by_language": dict(Counter(p.language for p in passages)),
+        "passages_by_type": dict(Counter(p.doc_type for p in passages)),
+        "chunking": {"max_chars": config.max_chars},
+        "analyzer": config.analyzer.to_dict(),
+        "indexes": list(config.indexes),
+    }
+    encoded = 0
+    if {"keyword", "bm25"} & set(config.indexes):
+        tokens = stages.run(
+            "analyze",
+            lambda: [
+                analyzer.tokens(p.index_text, p.language)
+                for p in tqdm(passages, desc="analyzing", unit="passage", disable=not config.progress, leave=False)
+            ],
+        )
+        if "keyword" in config.indexes:
+            stages.run("keyword", lambda: KeywordIndex.build(tokens).save(out / "keyword"))
+            hook("keyword")
+        if "bm25" in config.indexes:
+            stages.run("bm25", lambda: BM25Index.build(tokens, config.bm25).save(out / "bm25"))
+            manifest["bm25"] = config.bm25.to_dict()
+            hook("bm25")
+    if "dense" in config.indexes:
+        enc: Encoder = encoder or stages.run("load_model", lambda: SentenceTransformerEncoder(config.model))
+        cache = EmbeddingCache.for_encoder(catalog.cache_dir, enc)
+        texts = [p.index_text for p in passages]
+        vectors, encoded = stages.run(
+            "embed", lambda: cache.embed(enc, texts, batch_size=config.batch_size, progress=config.progress)
+        )
+        hook("embed")
+        dense = stages.run("dense", lambda: DenseIndex.build(vectors, enc.name, config.dense_kind))
+        dense.save(out / "dense")
+        if cache.dirty:
+            from .embedding import text_key
+
+            cache.save(keep={text_key(t) for t in texts} | _recent_keys(cache))
+        manifest["embedding"] = {
+            "model": enc.name,
+            "model_checksum": enc.checksum,
+            "dimension": enc.dimension,
+            "index_kind": config.dense_kind,
+            "encoded": encoded,
+            "from_cache": len(passages) - encoded,
+        }
+        hook("dense")
+    return manifest, encoded
+
+
+def _recent_keys(cache: EmbeddingCache) -> set[bytes]:
+    # Keep the whole cache while it is small: switching back to an earlier corpus version
+    # (a rollback, an undone edit) then costs no re-embedding.
+    return set(cache._rows) if len(cache) <= 200_000 else set()
+
+
+def _write_manifest(out: Path, manifest: dict[str, Any], stages: _Stages) -> None:
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        rel = path.relative_to(out).as_posix()
+        files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    manifest["files"] = files
+    manifest["stage_seconds"] = dict(stages.durations)
+    tmp = out / "manifest.json.tmp"
+    with tmp.open("w") as handle:
+        json.dump(manifest, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, out / "manifest.json")
+    for path in out.rglob("*"):  # data must be on disk before the rename makes it visible
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())

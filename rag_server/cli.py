@@ -1,0 +1,178 @@
+"""Command line: ``rag-server build | search | ask``.
+
+Every domain error ends the command with one line on stderr, ``error: <file>: <problem>``, and
+exit status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import RagServerError
+
+if TYPE_CHECKING:
+    from .loader import IndexBuild
+    from .retrieval import Retriever
+
+DEFAULT_CORPUS = Path(os.environ.get("RAG_CORPUS_DIR", "corpus"))
+DEFAULT_INDEX = Path(os.environ.get("RAG_INDEX_DIR", "indexes"))
+SAMPLE_QUESTION = "Qual o prazo para comunicar um incidente de segurança à ANPD?"
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import BuildConfig, build_index
+    from .indexes import BM25Params
+
+    config = BuildConfig(
+        corpus_dirs=[Path(p) for p in args.corpus],
+        index_root=Path(args.out),
+        indexes=[s.strip() for s in args.indexes.split(",") if s.strip()],
+        model=args.model,
+        max_chars=args.max_chars,
+        bm25=BM25Params(k1=args.k1, b=args.b),
+        dense_kind=args.dense_kind,
+        batch_size=args.batch_size,
+        keep_builds=args.keep,
+        progress=not args.quiet,
+    )
+    start = time.perf_counter()
+    result = build_index(config)
+    m = result.manifest
+    size = sum(f["bytes"] for f in m["files"].values())
+    print(f"build {result.build_id} -> {result.path} ({time.perf_counter() - start:.1f} s, {_human_bytes(size)})")
+    print(f"  documents: {m['document_count']}  passages: {m['passage_count']}")
+    print("  by language: " + ", ".join(f"{k}={v}" for k, v in sorted(m["passages_by_language"].items())))
+    print("  by type:     " + ", ".join(f"{k}={v}" for k, v in sorted(m["passages_by_type"].items())))
+    print("  stages (s):  " + ", ".join(f"{k}={v:.2f}" for k, v in m["stage_seconds"].items()))
+    if "embedding" in m:
+        e = m["embedding"]
+        print(
+            f"  embeddings:  {e['encoded']} encoded, {e['from_cache']} from cache ({e['model']}, dim {e['dimension']})"
+        )
+    for name in m["indexes"]:
+        sub = sum(f["bytes"] for rel, f in m["files"].items() if rel.startswith(name + "/"))
+        print(f"  {name:<8} {_human_bytes(sub)}")
+    return 0
+
+
+def _load_retriever(args: argparse.Namespace) -> tuple[IndexBuild, Retriever]:
+    from .loader import IndexBuild
+    from .retrieval import make_retriever
+
+    build = IndexBuild.load(args.index)
+    return build, make_retriever(args.strategy, build)
+
+
+def _filters(args: argparse.Namespace) -> dict[str, str]:
+    filters = {}
+    for item in args.filter or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: --filter {item!r}: expected NAME=VALUE")
+        filters[name.strip()] = value.strip()
+    if args.lang:
+        filters["language"] = args.lang
+    return filters
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    build, retriever = _load_retriever(args)
+    hits = retriever.search(args.query, k=args.k, filters=_filters(args))
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    print(f"build {build.build_id} · strategy {retriever.name} · {len(hits)} hits")
+    for h in hits:
+        print(f"[{h.rank}] {h.score:.4f}  {h.passage.citation}  ({h.passage.language}, {h.passage.id})")
+        print("     " + h.passage.text[:300].replace("\n", " ") + ("…" if len(h.passage.text) > 300 else ""))
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    """Until the generator lands, an answer is the evidence: the best passages, cited."""
+    build, retriever = _load_retriever(args)
+    question = args.question or SAMPLE_QUESTION
+    hits = retriever.search(question, k=args.k, filters=_filters(args))
+    print(f"Question: {question}")
+    print(f"Build: {build.build_id} · strategy: {retriever.name}")
+    if not hits:
+        print("No passage matches this question.")
+        return 0
+    print(f"Best evidence: {hits[0].passage.citation}")
+    print(hits[0].passage.text)
+    print("Citations:")
+    for h in hits:
+        print(f"  [{h.rank}] {h.passage.citation} — {h.passage.title} ({h.passage.language})")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag-server", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="build the indexes from a corpus and switch them in atomically")
+    b.add_argument("--corpus", nargs="+", default=[str(DEFAULT_CORPUS)], help="corpus directories or files")
+    b.add_argument("--out", default=str(DEFAULT_INDEX), help="index root directory (default: indexes)")
+    b.add_argument("--indexes", default="keyword,bm25,dense", help="comma-separated: keyword,bm25,dense")
+    b.add_argument(
+        "--model",
+        default=os.environ.get("RAG_EMBEDDING_MODEL", "default"),
+        help="sentence-transformers name or path ('default': bundled all-MiniLM-L6-v2)",
+    )
+    b.add_argument("--max-chars", type=int, default=1000, help="maximum passage size in characters")
+    b.add_argument("--k1", type=float, default=1.5, help="BM25 k1 (rank_bm25 default 1.5)")
+    b.add_argument("--b", type=float, default=0.75, help="BM25 b (rank_bm25 default 0.75)")
+    b.add_argument("--dense-kind", default="flat", choices=["flat", "hnsw", "ivf"])
+    b.add_argument("--batch-size", type=int, default=64)
+    b.add_argument("--keep", type=int, default=3, help="complete builds kept for rollback")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=cmd_build)
+
+    for name, func, helptext in (
+        ("search", cmd_search, "rank passages for a query"),
+        ("ask", cmd_ask, "answer a question with cited evidence"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        if name == "search":
+            p.add_argument("query")
+            p.add_argument("--json", action="store_true", help="print hits as JSON")
+        else:
+            p.add_argument("question", nargs="?", default=None, help=f"default: {SAMPLE_QUESTION!r}")
+        p.add_argument("--index", default=str(DEFAULT_INDEX), help="index root or build directory")
+        p.add_argument("--strategy", default="hybrid", help="keyword, bm25, dense, hybrid, hybrid-convex")
+        p.add_argument("-k", type=int, default=5, help="number of passages (1-100)")
+        p.add_argument("--lang", default=None, help="only passages in this language (pt, en)")
+        p.add_argument("--filter", action="append", help="NAME=VALUE (language, doc_type, source, article, doc_id)")
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except RagServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

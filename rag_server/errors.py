@@ -1,0 +1,90 @@
+"""Every exception rag_server raises on purpose, in one place.
+
+    RagServerError                 base class: catch this to handle any domain error
+    ├── CorpusError                a corpus file cannot be read or parsed (names the file)
+    ├── BuildError                 an index build cannot complete (bad settings, empty corpus…)
+    ├── IndexLoadError             a built index is missing, truncated or fails its checksum
+    ├── ModelError                 an embedding model or checkpoint cannot be loaded
+    └── QueryError                 a request is invalid: empty query, unknown strategy or
+        │                          filter, k out of range (the API maps these to HTTP 4xx)
+        ├── EmptyQueryError
+        ├── UnknownStrategyError
+        ├── UnknownFilterError
+        └── InvalidParameterError
+
+The core raises these; only the edges (CLI, HTTP) turn them into exit codes or status codes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RagServerError(Exception):
+    """Base class of every error raised by rag_server on purpose."""
+
+    code = "rag_server_error"
+
+
+class CorpusError(RagServerError):
+    """A corpus file is missing, undecodable or malformed."""
+
+    code = "corpus_error"
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class BuildError(RagServerError):
+    """An index build cannot complete; the served build is left untouched."""
+
+    code = "build_error"
+
+
+class IndexLoadError(RagServerError):
+    """A build directory cannot be loaded: missing file, bad manifest, checksum mismatch."""
+
+    code = "index_load_error"
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ModelError(RagServerError):
+    """An embedding model or generator checkpoint cannot be loaded."""
+
+    code = "model_error"
+
+
+class QueryError(RagServerError, ValueError):
+    """A query or its parameters are invalid."""
+
+    code = "invalid_query"
+
+
+class EmptyQueryError(QueryError):
+    """The query is empty or holds only stop words and punctuation."""
+
+    code = "empty_query"
+
+
+class UnknownStrategyError(QueryError):
+    """No retrieval strategy of that name exists."""
+
+    code = "unknown_strategy"
+
+
+class UnknownFilterError(QueryError):
+    """A filter names a field that cannot be filtered on."""
+
+    code = "unknown_filter"
+
+
+class InvalidParameterError(QueryError):
+    """A parameter (k, a weight, a constant) is out of its allowed range."""
+
+    code = "invalid_parameter"

@@ -1,0 +1,108 @@
+"""Loading a build for serving: manifest and checksums verified before anything is trusted."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .analysis import Analyzer, AnalyzerSettings
+from .build import MANIFEST_VERSION, sha256_file
+from .catalog import IndexCatalog
+from .chunking import Passage
+from .errors import IndexLoadError
+from .indexes import BM25Index, DenseIndex, KeywordIndex
+from .store import load_passages
+
+_REQUIRED = ("build_id", "format_version", "passage_count", "files", "analyzer", "indexes", "corpus_checksum")
+
+
+def read_manifest(build_dir: Path) -> dict[str, Any]:
+    path = build_dir / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise IndexLoadError(path, "missing file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise IndexLoadError(path, "not valid JSON") from None
+    if not isinstance(manifest, dict):
+        raise IndexLoadError(path, "expected a JSON object")
+    missing = [key for key in _REQUIRED if key not in manifest]
+    if missing:
+        raise IndexLoadError(path, f"missing keys {missing}")
+    if manifest["format_version"] != MANIFEST_VERSION:
+        raise IndexLoadError(path, f"format version {manifest['format_version']} is not {MANIFEST_VERSION}")
+    if not isinstance(manifest["files"], dict):
+        raise IndexLoadError(path, "'files' must be an object")
+    return manifest
+
+
+def verify_files(build_dir: Path, manifest: dict[str, Any]) -> None:
+    """Every file the manifest lists exists with its recorded size and sha256."""
+    root = build_dir.resolve()
+    for rel, meta in manifest["files"].items():
+        path = (build_dir / rel).resolve()
+        if root not in path.parents:  # a manifest must never point outside its build
+            raise IndexLoadError(build_dir / "manifest.json", f"file entry {rel!r} leaves the build directory")
+        if not path.is_file():
+            raise IndexLoadError(build_dir / rel, "missing file")
+        if path.stat().st_size != meta.get("bytes"):
+            raise IndexLoadError(
+                build_dir / rel, f"size {path.stat().st_size} differs from manifest ({meta.get('bytes')})"
+            )
+        if sha256_file(path) != meta.get("sha256"):
+            raise IndexLoadError(build_dir / rel, "checksum mismatch")
+
+
+@dataclass
+class IndexBuild:
+    """A verified build in memory: passages plus whichever indexes it holds."""
+
+    path: Path
+    manifest: dict[str, Any]
+    passages: list[Passage]
+    analyzer: Analyzer
+    keyword: KeywordIndex | None = None
+    bm25: BM25Index | None = None
+    dense: DenseIndex | None = None
+    _positions: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def build_id(self) -> str:
+        return str(self.manifest["build_id"])
+
+    def position(self, passage_id: str) -> int | None:
+        if not self._positions:
+            self._positions = {p.id: i for i, p in enumerate(self.passages)}
+        return self._positions.get(passage_id)
+
+    def mask(self, predicate: Any) -> npt.NDArray[np.bool_]:
+        return np.fromiter((bool(predicate(p)) for p in self.passages), dtype=bool, count=len(self.passages))
+
+    @classmethod
+    def load(cls, location: Path | str) -> IndexBuild:
+        """Load the build served from an index root (via CURRENT) or a build directory."""
+        location = Path(location)
+        build_dir = location if (location / "manifest.json").exists() else IndexCatalog(location).current_path()
+        manifest = read_manifest(build_dir)
+        verify_files(build_dir, manifest)
+        passages = load_passages(build_dir / "passages.jsonl")
+        if len(passages) != manifest["passage_count"]:
+            raise IndexLoadError(build_dir / "passages.jsonl", "passage count differs from manifest")
+        settings = AnalyzerSettings(**manifest["analyzer"])
+        build = cls(build_dir, manifest, passages, Analyzer(settings))
+        names = manifest["indexes"]
+        if "keyword" in names:
+            build.keyword = KeywordIndex.load(build_dir / "keyword")
+        if "bm25" in names:
+            build.bm25 = BM25Index.load(build_dir / "bm25")
+        if "dense" in names:
+            build.dense = DenseIndex.load(build_dir / "dense")
+        for index in (build.keyword, build.bm25, build.dense):
+            if index is not None and len(index) != len(passages):
+                raise IndexLoadError(build_dir / index.kind, "passage count differs from passages.jsonl")
+        return build

@@ -1,0 +1,127 @@
+"""The retriever contract: ``search(query, k, filters) -> list[Hit]``, for every strategy."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..chunking import Passage, normalize_article
+from ..errors import EmptyQueryError, InvalidParameterError, UnknownFilterError
+from ..indexes import ScoredPassages
+from ..loader import IndexBuild
+
+MAX_K = 100
+FILTER_FIELDS = ("language", "doc_type", "source", "article", "doc_id")
+Filters = Mapping[str, str | Sequence[str]]
+
+
+@dataclass(frozen=True)
+class ComponentScore:
+    """What one strategy inside a hybrid gave a passage (rank is 1-based; None = not retrieved)."""
+
+    rank: int | None
+    score: float | None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved passage: where it ranked, why, and everything a citation needs."""
+
+    rank: int
+    score: float
+    passage: Passage
+    components: dict[str, ComponentScore] = field(default_factory=dict)
+
+    @property
+    def passage_id(self) -> str:
+        return self.passage.id
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.passage
+        row: dict[str, Any] = {
+            "rank": self.rank,
+            "score": self.score,
+            "passage_id": p.id,
+            "doc_id": p.doc_id,
+            "title": p.title,
+            "source": p.source,
+            "article": p.article,
+            "provision": p.provision,
+            "citation": p.citation,
+            "language": p.language,
+            "doc_type": p.doc_type,
+            "section": p.section,
+            "text": p.text,
+        }
+        if self.components:
+            row["components"] = {k: {"rank": c.rank, "score": c.score} for k, c in self.components.items()}
+        return row
+
+
+def check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= MAX_K:
+        raise InvalidParameterError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    return int(k)
+
+
+def _values(name: str, value: str | Sequence[str]) -> set[str]:
+    values = [value] if isinstance(value, str) else list(value)
+    if not values or not all(isinstance(v, str) and v.strip() for v in values):
+        raise InvalidParameterError(f"filter {name!r} needs a non-empty string or list of strings")
+    if name == "article":
+        return {normalize_article(v) for v in values}
+    return {v.strip() for v in values}
+
+
+def filter_mask(build: IndexBuild, filters: Filters | None) -> npt.NDArray[np.bool_] | None:
+    """Boolean mask over the build's passages, or None when nothing is filtered."""
+    if not filters:
+        return None
+    unknown = sorted(set(filters) - set(FILTER_FIELDS))
+    if unknown:
+        raise UnknownFilterError(f"unknown filter {unknown}; valid filters: {list(FILTER_FIELDS)}")
+    wanted = {name: _values(name, value) for name, value in filters.items()}
+
+    def keep(p: Passage) -> bool:
+        return all(getattr(p, name) in values for name, values in wanted.items())
+
+    return build.mask(keep)
+
+
+class Retriever(ABC):
+    """Base class: validation and Hit assembly are shared; subclasses rank row numbers."""
+
+    name: str = ""
+
+    def __init__(self, build: IndexBuild) -> None:
+        self.build = build
+
+    def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+        k = check_k(k)
+        terms = self.query_terms(query)
+        mask = filter_mask(self.build, filters)
+        return self._search(query, terms, k, mask)
+
+    def query_terms(self, query: str) -> list[str]:
+        if not isinstance(query, str):
+            raise InvalidParameterError("query must be a string")
+        terms = self.build.analyzer.tokens(query)
+        if not terms:
+            raise EmptyQueryError("the query is empty or holds only stop words")
+        return terms
+
+    @abstractmethod
+    def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
+        """Top ``k`` hits among passages allowed by ``mask``."""
+
+    def _hits(self, found: ScoredPassages) -> list[Hit]:
+        passages = self.build.passages
+        return [
+            Hit(rank=r, score=float(s), passage=passages[int(i)])
+            for r, (i, s) in enumerate(zip(found.indices.tolist(), found.scores.tolist(), strict=True), start=1)
+        ]

@@ -1,0 +1,86 @@
+"""Hybrid retrieval: BM25 and dense lists fused, keeping each component's rank and score.
+
+* ``rrf`` — reciprocal-rank fusion: ``score(d) = Σ_s w_s / (c + rank_s(d))`` (Cormack et al.
+  2009), ``c`` = 60 by default. Rank-based, so the two strategies' score scales never meet.
+* ``convex`` — ``score(d) = Σ_s w_s · minmax_s(score_s(d))``; a passage absent from one list
+  gets 0 from it. Uses the scores, so it can reward a clear winner more than RRF does.
+
+Each component is searched ``depth`` deep (default 100) before fusing, so that a passage
+ranked low by one strategy and high by the other is still seen by both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import InvalidParameterError
+from ..loader import IndexBuild
+from .base import MAX_K, ComponentScore, Hit, Retriever
+
+FUSIONS = ("rrf", "convex")
+
+
+class HybridRetriever(Retriever):
+    def __init__(
+        self,
+        build: IndexBuild,
+        components: Mapping[str, Retriever],
+        fusion: str = "rrf",
+        rrf_k: float = 60.0,
+        weights: Mapping[str, float] | None = None,
+        depth: int = MAX_K,
+    ) -> None:
+        super().__init__(build)
+        if fusion not in FUSIONS:
+            raise InvalidParameterError(f"unknown fusion {fusion!r}; choose one of {list(FUSIONS)}")
+        if rrf_k <= 0:
+            raise InvalidParameterError("the RRF constant must be positive")
+        if not 1 <= depth <= MAX_K:
+            raise InvalidParameterError(f"depth must be from 1 to {MAX_K}")
+        weights = dict(weights or {})
+        unknown = set(weights) - set(components)
+        if unknown:
+            raise InvalidParameterError(f"weights name unknown components {sorted(unknown)}")
+        self.weights = {name: float(weights.get(name, 1.0)) for name in components}
+        if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
+            raise InvalidParameterError("weights must be non-negative and not all zero")
+        self.components = dict(components)
+        self.fusion = fusion
+        self.rrf_k = float(rrf_k)
+        self.depth = depth
+        self.name = "hybrid" if fusion == "rrf" else "hybrid-convex"
+
+    def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
+        lists = {name: r._search(query, terms, max(k, self.depth), mask) for name, r in self.components.items()}
+        fused = fuse(lists, self.fusion, self.rrf_k, self.weights)
+        passages = {h.passage_id: h.passage for hits in lists.values() for h in hits}
+        hits = []
+        for rank, (pid, score) in enumerate(fused[:k], start=1):
+            components = {}
+            for name, found in lists.items():
+                mine = next((h for h in found if h.passage_id == pid), None)
+                components[name] = ComponentScore(mine.rank if mine else None, mine.score if mine else None)
+            hits.append(Hit(rank=rank, score=float(score), passage=passages[pid], components=components))
+        return hits
+
+
+def fuse(
+    lists: Mapping[str, list[Hit]], fusion: str, rrf_k: float, weights: Mapping[str, float]
+) -> list[tuple[str, float]]:
+    """(passage id, fused score), best first; ties broken by passage id for determinism."""
+    totals: dict[str, float] = {}
+    for name, hits in lists.items():
+        w = weights.get(name, 1.0)
+        if fusion == "rrf":
+            contrib = {h.passage_id: w / (rrf_k + h.rank) for h in hits}
+        else:
+            scores = np.array([h.score for h in hits], dtype=np.float64)
+            lo, hi = (scores.min(), scores.max()) if scores.size else (0.0, 0.0)
+            span = hi - lo
+            contrib = {h.passage_id: w * ((h.score - lo) / span if span > 0 else 1.0) for h in hits}
+        for pid, value in contrib.items():
+            totals[pid] = totals.get(pid, 0.0) + value
+    return sorted(totals.items(), key=lambda item: (-item[1], item[0]))

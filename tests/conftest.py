@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny corpus, a deterministic fake encoder, and builds made from them."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from rag_server.analysis import Analyzer
+from rag_server.build import BuildConfig, BuildResult, build_index
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+class FakeEncoder:
+    """Hashed bag-of-stems vectors: deterministic, fast, and similar for similar texts.
+    Counts every text it encodes, so tests can check what a rebuild re-embedded."""
+
+    name = "fake-hash-encoder"
+    checksum = "f" * 64
+    dimension = 64
+
+    def __init__(self) -> None:
+        self.analyzer = Analyzer()
+        self.calls = 0
+        self.texts_encoded: list[str] = []
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> npt.NDArray[np.float32]:
+        self.calls += 1
+        self.texts_encoded.extend(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for term in self.analyzer.tokens(text):
+                h = int.from_bytes(hashlib.md5(term.encode()).digest()[:4], "little")
+                out[i, h % self.dimension] += 1.0
+            out[i, 0] += 1e-3  # never the zero vector
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    """A writable copy of the fixture corpus (tests may edit it)."""
+    target = tmp_path / "corpus"
+    shutil.copytree(FIXTURES / "corpus", target)
+    return target
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture
+def make_build(tmp_path: Path, fake_encoder: FakeEncoder):  # type: ignore[no-untyped-def]
+    def _make(corpus: Path, root: Path | None = None, **options: object) -> BuildResult:
+        config = BuildConfig([corpus], index_root=root or tmp_path / "indexes", progress=False, **options)  # type: ignore[arg-type]
+        return build_index(config, encoder=fake_encoder)
+
+    return _make
+
+
+@pytest.fixture
+def built(corpus_dir: Path, make_build) -> BuildResult:  # type: ignore[no-untyped-def]
+    return make_build(corpus_dir)
