@@ -198,7 +198,7 @@ def _write_indexes(
         manifest["embedding"] = {
             "model": enc.name,
             "model_checksum": enc.checksum,
-            "dimension": enc.dimension,
+            "dimension": int(vectors.shape[1]),
             "index_kind": config.dense_kind,
             "encoded": encoded,
             "from_cache": len(passages) - encoded,

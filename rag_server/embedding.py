@@ -15,7 +15,7 @@ import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -65,30 +65,47 @@ def model_checksum(path: str) -> str:
 
 
 class SentenceTransformerEncoder:
-    """A sentence-transformers model on the CPU (or the GPU when asked), normalised output."""
+    """A sentence-transformers model on the CPU (or the GPU when asked), normalised output.
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None, threads: int | None = None) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import torch
-        from sentence_transformers import SentenceTransformer
+    The model is loaded on first use: importing sentence-transformers alone takes ~7 s here,
+    and a rebuild whose passages are all in the embedding cache never needs it.
+    """
 
-        if threads is not None:
-            torch.set_num_threads(threads)
-        path = resolve_model(model)
-        try:
-            self._model = SentenceTransformer(path, device=device or "cpu")
-        except Exception as exc:  # the library raises many kinds; all mean "cannot load"
-            raise ModelError(f"cannot load embedding model {model!r} from {path}: {exc}") from None
+    def __init__(
+        self, model: str = DEFAULT_MODEL, device: str | None = None, threads: int | None = None, eager: bool = False
+    ) -> None:
         self.name = model
-        self.checksum = model_checksum(path)
-        dim = self._model.get_embedding_dimension()
-        if not dim:
-            raise ModelError(f"embedding model {model!r} does not report its dimension")
-        self.dimension = int(dim)
+        self._path = resolve_model(model)
+        self._device = device or "cpu"
+        self._threads = threads
+        self._model: Any = None
+        self.checksum = model_checksum(self._path)
+        if eager:
+            self._load()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            if self._threads is not None:
+                torch.set_num_threads(self._threads)
+            try:
+                self._model = SentenceTransformer(self._path, device=self._device)
+            except Exception as exc:  # the library raises many kinds; all mean "cannot load"
+                raise ModelError(f"cannot load embedding model {self.name!r} from {self._path}: {exc}") from None
+            if not self._model.get_embedding_dimension():
+                raise ModelError(f"embedding model {self.name!r} does not report its dimension")
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        return int(self._load().get_embedding_dimension())
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> npt.NDArray[np.float32]:
-        vectors = self._model.encode(
+        vectors = self._load().encode(
             list(texts),
             batch_size=batch_size,
             normalize_embeddings=True,
@@ -104,26 +121,31 @@ def text_key(text: str) -> bytes:
 
 
 class EmbeddingCache:
-    """Vectors of passage texts already embedded by one model, kept across builds."""
+    """Vectors of passage texts already embedded by one model, kept across builds.
 
-    def __init__(self, path: Path, dimension: int) -> None:
+    The dimension is read from the cache file itself, so a fully cached rebuild never loads
+    the model; an empty cache learns it from the first vectors the encoder returns.
+    """
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.dimension = dimension
-        self._dtype = np.dtype([("key", "S64"), ("vector", "<f4", (dimension,))])
+        self.dimension: int | None = None
         self._rows: dict[bytes, npt.NDArray[np.float32]] = {}
         self.dirty = False
         if path.is_file():
             try:
                 table = np.load(path, allow_pickle=False)
-                if table.dtype != self._dtype:
-                    raise ValueError("dtype differs")
+                names = table.dtype.names or ()
+                if names != ("key", "vector") or table.dtype["vector"].ndim != 1:
+                    raise ValueError("not an embedding cache")
             except (ValueError, OSError, EOFError):
-                table = np.empty(0, self._dtype)  # a damaged cache is only a slower build
+                return  # a damaged cache is only a slower build
+            self.dimension = int(table.dtype["vector"].shape[0])
             self._rows = {bytes(k): v for k, v in zip(table["key"], table["vector"], strict=True)}
 
     @classmethod
     def for_encoder(cls, cache_dir: Path, encoder: Encoder) -> EmbeddingCache:
-        return cls(cache_dir / f"embeddings-{encoder.checksum[:16]}-{encoder.dimension}.npy", encoder.dimension)
+        return cls(cache_dir / f"embeddings-{encoder.checksum[:16]}.npy")
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -137,8 +159,13 @@ class EmbeddingCache:
         if missing:
             first = {k: t for k, t in zip(keys, texts, strict=True)}
             fresh = encoder.encode([first[k] for k in missing], batch_size=batch_size, progress=progress)
+            if self.dimension is not None and fresh.shape[1] != self.dimension:
+                raise ModelError(f"{self.path}: cached vectors have dimension {self.dimension}, model {fresh.shape[1]}")
+            self.dimension = int(fresh.shape[1])
             self._rows.update(zip(missing, fresh, strict=True))
             self.dirty = True
+        if self.dimension is None:  # no texts at all
+            return np.empty((0, 0), dtype=np.float32), 0
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for i, key in enumerate(keys):
             out[i] = self._rows[key]
@@ -147,7 +174,7 @@ class EmbeddingCache:
     def save(self, keep: set[bytes] | None = None) -> None:
         """Write atomically; ``keep`` limits the cache to the keys still in use."""
         rows = self._rows if keep is None else {k: v for k, v in self._rows.items() if k in keep}
-        table = np.empty(len(rows), self._dtype)
+        table = np.empty(len(rows), np.dtype([("key", "S64"), ("vector", "<f4", (self.dimension or 0,))]))
         for i, (key, vector) in enumerate(rows.items()):
             table[i] = (key, vector)
         self.path.parent.mkdir(parents=True, exist_ok=True)
