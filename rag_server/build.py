@@ -48,6 +48,7 @@ class BuildConfig:
     batch_size: int = 64
     keep_builds: int = 3
     progress: bool = True
+    cache_dir: Path | None = None  # embedding cache; default <index_root>/cache
 
     def validate(self) -> None:
         unknown = [name for name in self.indexes if name not in INDEX_NAMES]
@@ -183,7 +184,7 @@ def _write_indexes(
             hook("bm25")
     if "dense" in config.indexes:
         enc: Encoder = encoder or stages.run("load_model", lambda: SentenceTransformerEncoder(config.model))
-        cache = EmbeddingCache.for_encoder(catalog.cache_dir, enc)
+        cache = EmbeddingCache.for_encoder(config.cache_dir or catalog.cache_dir, enc)
         texts = [p.index_text for p in passages]
         vectors, encoded = stages.run(
             "embed", lambda: cache.embed(enc, texts, batch_size=config.batch_size, progress=config.progress)

@@ -121,6 +121,31 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .evaluation import DEFAULT_SPECS, compare, save
+    from .indexes import BM25Params
+
+    specs = [s for s in DEFAULT_SPECS if not args.strategies or s.name in args.strategies.split(",")]
+    if not specs:
+        names = ", ".join(s.name for s in DEFAULT_SPECS)
+        raise SystemExit(f"error: --strategies matches none of: {names}")
+    result = compare(
+        dataset=args.dataset,
+        split=args.split,
+        specs=specs,
+        model=args.model,
+        bm25=BM25Params(k1=args.k1, b=args.b),
+        max_chars=args.max_chars,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        progress=not args.quiet,
+    )
+    print(result.markdown)
+    stem = args.name or f"compare-{Path(args.dataset).name}-{args.split}"
+    json_path, png_path = save(result, Path(args.out), stem)
+    print(f"\nwrote {json_path} and {png_path}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag-server", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +167,22 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--keep", type=int, default=3, help="complete builds kept for rollback")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=cmd_build)
+
+    c = sub.add_parser("compare", help="compare retrieval strategies offline (project questions or a BEIR dataset)")
+    c.add_argument(
+        "--dataset", default="project", help="'project' or a BEIR directory (corpus.jsonl, queries.jsonl, qrels/)"
+    )
+    c.add_argument("--split", default="test", help="project: dev, test or all; BEIR: the qrels file name (test, train)")
+    c.add_argument("--strategies", default="", help="comma-separated subset of the strategy variants")
+    c.add_argument("--model", default=os.environ.get("RAG_EMBEDDING_MODEL", "default"))
+    c.add_argument("--k1", type=float, default=1.5)
+    c.add_argument("--b", type=float, default=0.75)
+    c.add_argument("--max-chars", type=int, default=1000)
+    c.add_argument("--cache-dir", default="indexes/cache", help="embedding cache shared with builds ('' for none)")
+    c.add_argument("--out", default="artifacts", help="directory for the JSON and PNG results")
+    c.add_argument("--name", default=None, help="file stem of the results (default: compare-<dataset>-<split>)")
+    c.add_argument("--quiet", action="store_true")
+    c.set_defaults(func=cmd_compare)
 
     for name, func, helptext in (
         ("search", cmd_search, "rank passages for a query"),

@@ -19,18 +19,26 @@ from .sparse import BM25Retriever, KeywordRetriever
 STRATEGIES = ("keyword", "bm25", "dense", "hybrid", "hybrid-convex")
 
 
-def make_retriever(name: str, build: IndexBuild, encoder: Encoder | None = None, **options: Any) -> Retriever:
-    """The retriever called ``name``; ``options`` go to the hybrid (rrf_k, weights, depth)."""
+def make_retriever(
+    name: str,
+    build: IndexBuild,
+    encoder: Encoder | None = None,
+    query_language: str | None = None,
+    **options: Any,
+) -> Retriever:
+    """The retriever called ``name``; ``options`` go to the hybrid (rrf_k, weights, depth).
+
+    ``query_language`` fixes the query stemmer ("pt"/"en"); None detects it per query."""
     if name == "keyword":
-        return KeywordRetriever(build)
+        return KeywordRetriever(build, query_language)
     if name == "bm25":
-        return BM25Retriever(build)
+        return BM25Retriever(build, query_language)
     if name == "dense":
-        return DenseRetriever(build, encoder)
+        return DenseRetriever(build, encoder, query_language)
     if name in ("hybrid", "hybrid-convex"):
         components: dict[str, Retriever] = {"bm25": BM25Retriever(build), "dense": DenseRetriever(build, encoder)}
         fusion = "rrf" if name == "hybrid" else "convex"
-        return HybridRetriever(build, components, fusion=fusion, **options)
+        return HybridRetriever(build, components, fusion=fusion, query_language=query_language, **options)
     raise UnknownStrategyError(f"unknown strategy {name!r}; valid strategies: {list(STRATEGIES)}")
 
 

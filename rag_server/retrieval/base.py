@@ -98,8 +98,10 @@ class Retriever(ABC):
 
     name: str = ""
 
-    def __init__(self, build: IndexBuild) -> None:
+    def __init__(self, build: IndexBuild, query_language: str | None = None) -> None:
         self.build = build
+        # Stemmer for queries: None detects it per query; a dataset in one language sets it.
+        self.query_language = query_language
 
     def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
         k = check_k(k)
@@ -110,7 +112,7 @@ class Retriever(ABC):
     def query_terms(self, query: str) -> list[str]:
         if not isinstance(query, str):
             raise InvalidParameterError("query must be a string")
-        terms = self.build.analyzer.tokens(query)
+        terms = self.build.analyzer.tokens(query, self.query_language)
         if not terms:
             raise EmptyQueryError("the query is empty or holds only stop words")
         return terms

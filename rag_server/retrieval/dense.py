@@ -14,8 +14,8 @@ from .base import Hit, Retriever
 class DenseRetriever(Retriever):
     name = "dense"
 
-    def __init__(self, build: IndexBuild, encoder: Encoder | None = None) -> None:
-        super().__init__(build)
+    def __init__(self, build: IndexBuild, encoder: Encoder | None = None, query_language: str | None = None) -> None:
+        super().__init__(build, query_language)
         if build.dense is None:
             raise IndexLoadError(build.path / "dense", "this build has no dense index")
         meta = build.manifest.get("embedding", {})

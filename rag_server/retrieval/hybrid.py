@@ -32,8 +32,9 @@ class HybridRetriever(Retriever):
         rrf_k: float = 60.0,
         weights: Mapping[str, float] | None = None,
         depth: int = MAX_K,
+        query_language: str | None = None,
     ) -> None:
-        super().__init__(build)
+        super().__init__(build, query_language)
         if fusion not in FUSIONS:
             raise InvalidParameterError(f"unknown fusion {fusion!r}; choose one of {list(FUSIONS)}")
         if rrf_k <= 0:

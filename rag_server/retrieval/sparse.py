@@ -16,8 +16,8 @@ class KeywordRetriever(Retriever):
 
     name = "keyword"
 
-    def __init__(self, build: IndexBuild) -> None:
-        super().__init__(build)
+    def __init__(self, build: IndexBuild, query_language: str | None = None) -> None:
+        super().__init__(build, query_language)
         if build.keyword is None:
             raise IndexLoadError(build.path / "keyword", "this build has no keyword index")
         self.index: KeywordIndex = build.keyword
@@ -32,8 +32,8 @@ class BM25Retriever(Retriever):
 
     name = "bm25"
 
-    def __init__(self, build: IndexBuild) -> None:
-        super().__init__(build)
+    def __init__(self, build: IndexBuild, query_language: str | None = None) -> None:
+        super().__init__(build, query_language)
         if build.bm25 is None:
             raise IndexLoadError(build.path / "bm25", "this build has no BM25 index")
         self.index: BM25Index = build.bm25

@@ -1,0 +1,134 @@
+"""Offline comparison of retrieval strategies on the project's questions or a BEIR dataset.
+
+The corpus is indexed into a temporary build (the served index is never touched); every
+strategy and hybrid variant answers every query 100 deep; ranx scores the runs; the result is
+a markdown table, a JSON file and a PNG chart.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..build import BuildConfig, build_index
+from ..embedding import DEFAULT_MODEL, Encoder
+from ..indexes import BM25Params
+from ..loader import IndexBuild
+from ..retrieval import Retriever, make_retriever
+from .datasets import EvalSet, document_qrels, load_beir, load_project_questions, resolve_qrels
+from .report import markdown_table, pvalue_table, write_chart, write_json
+from .runner import DEFAULT_SPECS, DEPTH, StrategyResult, StrategySpec, run_strategy, score
+
+# Published nDCG@10 on SciFact's test split, from ../shared/datasets/scifact/README.md.
+PUBLISHED = {
+    "scifact": {
+        "BM25, Anserini/Lucene flat (k1=0.9, b=0.4)": 0.6789,
+        "BM25, Elasticsearch multi-field (BEIR paper)": 0.665,
+        "all-MiniLM-L6-v2 dense (MTEB)": 0.6451,
+    }
+}
+
+
+@dataclass
+class Comparison:
+    dataset: str
+    split: str
+    results: list[StrategyResult]
+    pvalues: dict[str, dict[str, dict[str, float]]]
+    manifest: dict[str, Any]
+    queries: int
+    markdown: str
+
+
+def load_dataset(dataset: str, split: str) -> tuple[EvalSet, list[Path]]:
+    if dataset == "project":
+        evalset = load_project_questions().split(split)
+        return evalset, [Path("corpus")]
+    path = Path(dataset)
+    beir_split = "test" if split in ("all", "dev") and not (path / "qrels" / f"{split}.tsv").exists() else split
+    evalset = load_beir(path, beir_split)
+    return evalset, [path / "corpus.jsonl"]
+
+
+def compare(
+    dataset: str = "project",
+    split: str = "test",
+    specs: Sequence[StrategySpec] = DEFAULT_SPECS,
+    model: str = DEFAULT_MODEL,
+    bm25: BM25Params | None = None,
+    max_chars: int = 1000,
+    corpus_dirs: Sequence[Path] | None = None,
+    cache_dir: Path | None = Path("indexes/cache"),
+    encoder: Encoder | None = None,
+    progress: bool = True,
+) -> Comparison:
+    evalset, default_dirs = load_dataset(dataset, split)
+    with tempfile.TemporaryDirectory(prefix="rag-compare-") as tmp:
+        needs_dense = any(s.strategy != "keyword" and s.strategy != "bm25" for s in specs)
+        config = BuildConfig(
+            corpus_dirs=list(corpus_dirs or default_dirs),
+            index_root=Path(tmp),
+            indexes=("keyword", "bm25", "dense") if needs_dense else ("keyword", "bm25"),
+            model=model,
+            max_chars=max_chars,
+            bm25=bm25 or BM25Params(),
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+        built = build_index(config, encoder=encoder)
+        build = IndexBuild.load(built.path)
+        if evalset.level == "document":
+            qrels, relevant_grade = document_qrels(evalset), 1
+        else:
+            qrels, relevant_grade = resolve_qrels(evalset, build.passages), 2
+        evalset.queries = [q for q in evalset.queries if q.id in qrels]
+        shared_encoder = encoder
+        results = []
+        for spec in specs:
+            retriever: Retriever = make_retriever(
+                spec.strategy, build, shared_encoder, query_language=evalset.language, **spec.options
+            )
+            shared_encoder = shared_encoder or getattr(retriever, "encoder", None)
+            if shared_encoder is None and hasattr(retriever, "components"):
+                shared_encoder = retriever.components["dense"].encoder
+            results.append(run_strategy(spec.name, retriever, evalset, DEPTH, progress))
+        pvalues = score(results, qrels, relevant_grade)
+        published = PUBLISHED.get(Path(dataset).name if dataset != "project" else "", {})
+        names = [r.name for r in results]
+        markdown = "\n\n".join(
+            [
+                f"Dataset: {evalset.name} ({split}, {len(evalset.queries)} queries, {len(build.passages)} passages, "
+                f"judged by {evalset.level}; binary metrics count grade ≥ {relevant_grade})",
+                markdown_table(results, published),
+                pvalue_table(pvalues, "ndcg@10", names),
+                pvalue_table(pvalues, "recall@5", names),
+            ]
+        )
+        return Comparison(dataset, split, results, pvalues, build.manifest, len(evalset.queries), markdown)
+
+
+def save(comparison: Comparison, out_dir: Path, stem: str) -> tuple[Path, Path]:
+    json_path, png_path = out_dir / f"{stem}.json", out_dir / f"{stem}.png"
+    write_json(
+        json_path,
+        {
+            "dataset": comparison.dataset,
+            "split": comparison.split,
+            "queries": comparison.queries,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}, Python {platform.python_version()}",
+            "build": {k: comparison.manifest.get(k) for k in ("passage_count", "bm25", "embedding", "chunking")},
+            "strategies": {
+                r.name: {"metrics": r.metrics, "latency_ms": {"p50": r.p50_ms, "p95": r.p95_ms}}
+                for r in comparison.results
+            },
+            "ttest_pvalues": comparison.pvalues,
+        },
+    )
+    write_chart(png_path, comparison.results, f"{comparison.dataset} · {comparison.split}")
+    return json_path, png_path
