@@ -54,8 +54,9 @@ class EvalSet:
     def split(self, name: str | None) -> EvalSet:
         if name is None or name == "all":
             return self
-        return EvalSet(self.name, [q for q in self.queries if q.split == name], self.level, self.documents,
-                       self.language)
+        return EvalSet(
+            self.name, [q for q in self.queries if q.split == name], self.level, self.documents, self.language
+        )
 
 
 def load_project_questions(path: Path = PROJECT_QUESTIONS) -> EvalSet:
@@ -66,12 +67,19 @@ def load_project_questions(path: Path = PROJECT_QUESTIONS) -> EvalSet:
         try:
             row = json.loads(line)
             judgments = tuple(
-                Judgment(j["passage_id"], j["doc_id"], int(j["grade"]), j.get("article"), j.get("provision"),
-                         j.get("section"))
+                Judgment(
+                    j["passage_id"],
+                    j["doc_id"],
+                    int(j["grade"]),
+                    j.get("article"),
+                    j.get("provision"),
+                    j.get("section"),
+                )
                 for j in row["relevant"]
             )
-            queries.append(EvalQuery(row["id"], row["question"], row.get("language"), row.get("kind"),
-                                     row.get("split"), judgments))
+            queries.append(
+                EvalQuery(row["id"], row["question"], row.get("language"), row.get("kind"), row.get("split"), judgments)
+            )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise CorpusError(path, f"line {lineno}: not a question record") from None
     return EvalSet("rag_server questions", queries, level="passage")
@@ -125,8 +133,9 @@ def load_beir(directory: Path, split: str = "test", language: str = "en") -> Eva
             except (json.JSONDecodeError, KeyError):
                 raise CorpusError(directory / "queries.jsonl", f"line {lineno}: not a BEIR query") from None
     queries = [
-        EvalQuery(qid, texts[qid], language, None, split,
-                  tuple(Judgment("", doc, grade) for doc, grade in judged.items()))
+        EvalQuery(
+            qid, texts[qid], language, None, split, tuple(Judgment("", doc, grade) for doc, grade in judged.items())
+        )
         for qid, judged in qrels.items()
         if qid in texts
     ]

@@ -24,8 +24,12 @@ def markdown_table(results: list[StrategyResult], published: dict[str, float] | 
 
 def pvalue_table(pvalues: dict[str, dict[str, dict[str, float]]], metric: str, names: list[str]) -> str:
     """Paired t-test p-values for one metric; * marks p < 0.05."""
-    lines = [f"Paired t-test p-values, {LABELS[metric]} (* = p < 0.05)", "",
-             "| | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    lines = [
+        f"Paired t-test p-values, {LABELS[metric]} (* = p < 0.05)",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
     for a in names:
         cells = []
         for b in names:

@@ -22,8 +22,14 @@ from ..retrieval import Retriever
 from .datasets import EvalSet
 
 METRICS = ("ndcg@10", "mrr@10", "recall@5", "recall@20", "recall@100", "map@100")
-LABELS = {"ndcg@10": "nDCG@10", "mrr@10": "MRR@10", "recall@5": "R@5", "recall@20": "R@20",
-          "recall@100": "R@100", "map@100": "MAP@100"}
+LABELS = {
+    "ndcg@10": "nDCG@10",
+    "mrr@10": "MRR@10",
+    "recall@5": "R@5",
+    "recall@20": "R@20",
+    "recall@100": "R@100",
+    "map@100": "MAP@100",
+}
 DEPTH = 100
 
 

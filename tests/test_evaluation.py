@@ -1,0 +1,48 @@
+from pathlib import Path
+
+from rag_server.chunking import chunk_corpus
+from rag_server.documents import load_corpus
+from rag_server.evaluation import StrategySpec, compare, load_beir, load_project_questions, resolve_qrels, save
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).parents[1]
+
+
+def test_beir_loader_on_a_tiny_dataset() -> None:
+    evalset = load_beir(FIXTURES / "beir")
+    assert evalset.level == "document" and evalset.language == "en"
+    assert [q.id for q in evalset.queries] == ["q1", "q2", "q3"]
+    assert evalset.queries[0].judgments[0].doc_id == "d1"
+    assert evalset.documents is not None and len(evalset.documents) == 4
+
+
+def test_project_questions_are_balanced_and_resolve_against_the_corpus() -> None:
+    evalset = load_project_questions()
+    assert len(evalset.queries) >= 150
+    assert {q.split for q in evalset.queries} == {"dev", "test"}
+    assert {q.language for q in evalset.queries} == {"pt", "en"}
+    passages = chunk_corpus(load_corpus([REPO / "corpus"]))
+    qrels = resolve_qrels(evalset, passages)
+    assert set(qrels) == {q.id for q in evalset.queries}
+    assert all(max(graded.values()) == 2 for graded in qrels.values())
+
+
+def test_judgments_survive_rechunking() -> None:
+    evalset = load_project_questions()
+    passages = chunk_corpus(load_corpus([REPO / "corpus"]))
+    renamed = [type(p)(**{**p.to_dict(), "id": p.id + "-v2"}) for p in passages]
+    before, after = resolve_qrels(evalset, passages), resolve_qrels(evalset, renamed)
+    assert {q: {pid + "-v2": g for pid, g in r.items()} for q, r in before.items()} == after
+
+
+def test_comparison_end_to_end_on_a_tiny_beir_fixture(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    specs = [StrategySpec("bm25", "bm25"), StrategySpec("dense", "dense"), StrategySpec("hybrid-rrf", "hybrid")]
+    result = compare(str(FIXTURES / "beir"), "test", specs, encoder=fake_encoder, cache_dir=None, progress=False)
+    assert [r.name for r in result.results] == ["bm25", "dense", "hybrid-rrf"]
+    bm25 = result.results[0]
+    assert bm25.metrics["recall@5"] == 1.0 and 0 < bm25.metrics["ndcg@10"] <= 1
+    assert len(bm25.latencies_ms) == 3
+    assert "| bm25 |" in result.markdown and "Paired t-test" in result.markdown
+    json_path, png_path = save(result, tmp_path, "tiny")
+    assert json_path.read_text().startswith("{") and '"ttest_pvalues"' in json_path.read_text()
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,166 @@
+"""One contract for every retriever, plus fusion checked by hand."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from rag_server.chunking import Passage
+from rag_server.errors import EmptyQueryError, InvalidParameterError, UnknownFilterError, UnknownStrategyError
+from rag_server.loader import IndexBuild
+from rag_server.retrieval import STRATEGIES, Hit, HybridRetriever, Retriever, make_retriever
+
+
+@pytest.fixture
+def index(built) -> IndexBuild:  # type: ignore[no-untyped-def]
+    return IndexBuild.load(built.path)
+
+
+@pytest.fixture(params=STRATEGIES)
+def retriever(request, index: IndexBuild, fake_encoder) -> Retriever:  # type: ignore[no-untyped-def]
+    return make_retriever(request.param, index, encoder=fake_encoder)
+
+
+def test_hits_are_ranked_and_carry_metadata(retriever: Retriever) -> None:
+    hits = retriever.search("consentimento do titular revogação", k=4)
+    assert 1 <= len(hits) <= 4
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
+    assert len({h.passage_id for h in hits}) == len(hits)
+    top = hits[0].passage
+    assert (top.doc_id, top.article, top.language) == ("lei-exemplo-pt", "2", "pt")
+    row = hits[0].to_dict()
+    assert {"passage_id", "doc_id", "title", "article", "language", "citation", "text", "score"} <= set(row)
+
+
+def test_english_question_finds_the_english_passage(retriever: Retriever) -> None:
+    hits = retriever.search("who must report a security incident to the authority?", k=3)
+    assert any(h.passage.doc_id == "lei-exemplo-en" and h.passage.article == "3" for h in hits)
+
+
+def test_k_limits_the_results(retriever: Retriever) -> None:
+    assert len(retriever.search("dados pessoais controlador GPU", k=1)) == 1
+    assert len(retriever.search("dados pessoais controlador GPU", k=100)) <= 100
+
+
+@pytest.mark.parametrize("k", [0, -1, 101, "5", 2.5, True, None])
+def test_k_out_of_range_is_refused(retriever: Retriever, k: object) -> None:
+    with pytest.raises(InvalidParameterError, match="k must be"):
+        retriever.search("consentimento", k=k)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("query", ["", "   ", "the of and", "de da do o a", "?!", 42])
+def test_empty_or_stopword_queries_are_refused(retriever: Retriever, query: object) -> None:
+    with pytest.raises((EmptyQueryError, InvalidParameterError)):
+        retriever.search(query, k=3)  # type: ignore[arg-type]
+
+
+def test_filters_restrict_every_hit(retriever: Retriever) -> None:
+    for filters, check in [
+        ({"language": "en"}, lambda p: p.language == "en"),
+        ({"article": "Art. 2"}, lambda p: p.article == "2"),
+        ({"doc_type": ["guide"]}, lambda p: p.doc_type == "guide"),
+        ({"doc_id": "lei-exemplo-pt", "article": "3"}, lambda p: p.doc_id == "lei-exemplo-pt" and p.article == "3"),
+    ]:
+        hits = retriever.search("consentimento incidente GPU servidor dados", k=10, filters=filters)
+        assert hits, filters
+        assert all(check(h.passage) for h in hits), filters
+
+
+def test_bad_filters_are_refused(retriever: Retriever) -> None:
+    with pytest.raises(UnknownFilterError, match="valid filters"):
+        retriever.search("consentimento", k=3, filters={"colour": "blue"})
+    with pytest.raises(InvalidParameterError):
+        retriever.search("consentimento", k=3, filters={"language": []})
+
+
+def test_search_is_deterministic(retriever: Retriever) -> None:
+    first = [h.passage_id for h in retriever.search("dados pessoais", k=10)]
+    assert first == [h.passage_id for h in retriever.search("dados pessoais", k=10)]
+
+
+def test_unknown_strategy_lists_the_valid_ones(index: IndexBuild) -> None:
+    with pytest.raises(UnknownStrategyError, match="bm25"):
+        make_retriever("colbert", index)
+
+
+def test_hybrid_keeps_each_components_rank_and_score(index: IndexBuild, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    hybrid = make_retriever("hybrid", index, encoder=fake_encoder)
+    bm25 = make_retriever("bm25", index)
+    hits = hybrid.search("consentimento revogação", k=3)
+    bm25_ranks = {h.passage_id: h.rank for h in bm25.search("consentimento revogação", k=100)}
+    for hit in hits:
+        assert set(hit.components) == {"bm25", "dense"}
+        assert hit.components["bm25"].rank == bm25_ranks.get(hit.passage_id)
+    assert "components" in hits[0].to_dict()
+
+
+# ------------------------------------------------------------------ fusion by hand
+
+
+class _Fixed(Retriever):
+    """A component that returns a fixed ranking, to check fusion arithmetic."""
+
+    def __init__(self, build: IndexBuild, ranking: list[tuple[str, float]]) -> None:
+        super().__init__(build)
+        self.ranking = ranking
+
+    def _search(self, query, terms, k, mask):  # type: ignore[no-untyped-def]
+        by_id = {p.id: p for p in self.build.passages}
+        return [Hit(rank=i, score=s, passage=by_id[pid]) for i, (pid, s) in enumerate(self.ranking[:k], start=1)]
+
+
+def _ids(index: IndexBuild) -> list[str]:
+    return [p.id for p in index.passages[:4]]
+
+
+def test_rrf_matches_hand_computation(index: IndexBuild) -> None:
+    a, b, c, d = _ids(index)
+    bm25 = _Fixed(index, [(a, 9.0), (b, 5.0), (c, 1.0)])
+    dense = _Fixed(index, [(b, 0.9), (c, 0.8), (d, 0.7)])
+    hybrid = HybridRetriever(index, {"bm25": bm25, "dense": dense}, fusion="rrf", rrf_k=60)
+    hits = hybrid.search("consentimento", k=4)
+    expected = {a: 1 / 61, b: 1 / 62 + 1 / 61, c: 1 / 63 + 1 / 62, d: 1 / 63}
+    assert [h.passage_id for h in hits] == [b, c, a, d]
+    for h in hits:
+        assert h.score == pytest.approx(expected[h.passage_id])
+    assert hits[0].components["bm25"].rank == 2 and hits[0].components["dense"].rank == 1
+    assert hits[2].components["dense"].rank is None and hits[2].components["dense"].score is None
+
+
+def test_weighted_rrf_and_constant(index: IndexBuild) -> None:
+    a, b, _, _ = _ids(index)
+    bm25 = _Fixed(index, [(a, 2.0), (b, 1.0)])
+    dense = _Fixed(index, [(b, 0.9), (a, 0.1)])
+    hybrid = HybridRetriever(index, {"bm25": bm25, "dense": dense}, rrf_k=10, weights={"dense": 3.0})
+    scores = {h.passage_id: h.score for h in hybrid.search("consentimento", k=2)}
+    assert scores[a] == pytest.approx(1 / 11 + 3 / 12)
+    assert scores[b] == pytest.approx(1 / 12 + 3 / 11)
+
+
+def test_convex_combination_of_min_max_normalised_scores(index: IndexBuild) -> None:
+    a, b, c, _ = _ids(index)
+    bm25 = _Fixed(index, [(a, 10.0), (b, 6.0), (c, 2.0)])
+    dense = _Fixed(index, [(c, 0.9), (b, 0.5), (a, 0.4)])
+    hybrid = HybridRetriever(
+        index, {"bm25": bm25, "dense": dense}, fusion="convex", weights={"bm25": 0.3, "dense": 0.7}
+    )
+    scores = {h.passage_id: h.score for h in hybrid.search("consentimento", k=3)}
+    assert scores[a] == pytest.approx(0.3 * 1.0 + 0.7 * 0.0)
+    assert scores[b] == pytest.approx(0.3 * 0.5 + 0.7 * 0.2)
+    assert scores[c] == pytest.approx(0.3 * 0.0 + 0.7 * 1.0)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"fusion": "borda"}, {"rrf_k": 0}, {"weights": {"colbert": 1.0}}, {"weights": {"bm25": -1.0}}, {"depth": 0}],
+)
+def test_bad_hybrid_options(index: IndexBuild, options: dict[str, object]) -> None:
+    with pytest.raises(InvalidParameterError):
+        HybridRetriever(index, {"bm25": _Fixed(index, [])}, **options)  # type: ignore[arg-type]
+
+
+def test_passage_round_trip() -> None:
+    p = Passage("d#1", "d", "T", "pt", "law", "S", "Art. 1", "1", None, "texto")
+    assert Passage.from_dict(p.to_dict()) == p
