@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 INDEX  ?= indexes
 CORPUS ?= corpus
 
-.PHONY: install run index rebuild test lint typecheck unit bench clean
+.PHONY: install run index rebuild test lint typecheck unit learn clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ unit: install
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit
+
+# The lessons the product grew from, smallest first.
+learn: install
+	$(PY) -m rag_server.teaching.word_bigrams
+	$(PY) -m rag_server.teaching.mlp_torch
+	$(PY) -m rag_server.teaching.mlp_keras
+	$(PY) -m rag_server.teaching.char_bigram --corpus $(CORPUS)
+	$(PY) -m rag_server.teaching.keyword_rag
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -25,9 +25,9 @@ import os
 # Must precede the first `import keras` anywhere in the process; setdefault respects a user's choice.
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-from typing import NamedTuple  # noqa: E402
+from typing import NamedTuple
 
-import keras  # noqa: E402
+import keras
 
 
 class ForwardPass(NamedTuple):
@@ -54,8 +54,9 @@ def forward_pass(seed: int = 42, batch: int = 4) -> ForwardPass:
     keras.utils.set_random_seed(seed)  # also resets Keras's global seed generator: repeatable calls
     x = keras.random.normal((batch, 3))
     model = build_mlp()
-    y = model(x)
-    first = float(keras.ops.convert_to_numpy(y)[0, 0])  # backend tensor → NumPy → Python float
+    # Inference only: cut the output from the autograd graph (torch's `no_grad`, said the Keras way).
+    y = keras.ops.stop_gradient(model(x))
+    first = float(y[0, 0])  # a one-element backend tensor (here a torch.Tensor) → Python float
     return ForwardPass(input_shape=tuple(x.shape), output_shape=tuple(y.shape), first_output=first)
 
 
