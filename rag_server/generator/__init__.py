@@ -1,0 +1,23 @@
+"""The character-level answer generator: a small GPT that completes a ``build_prompt`` prompt with an
+answer copied from its context.
+
+    from rag_server.generator import Generator
+    generator = Generator.load("rag_server/generator/checkpoints/generator.pt")
+    answer = generator.complete(prompt.text).strip()
+
+Train one with ``scripts/train_generator.py``.
+"""
+
+from .checkpoint import Checkpoint, Generator, load_checkpoint, save_checkpoint
+from .model import CharTransformer, GeneratorConfig
+from .vocab import CharVocab
+
+__all__ = [
+    "CharTransformer",
+    "CharVocab",
+    "Checkpoint",
+    "Generator",
+    "GeneratorConfig",
+    "load_checkpoint",
+    "save_checkpoint",
+]
