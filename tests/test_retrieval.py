@@ -164,3 +164,15 @@ def test_bad_hybrid_options(index: IndexBuild, options: dict[str, object]) -> No
 def test_passage_round_trip() -> None:
     p = Passage("d#1", "d", "T", "pt", "law", "S", "Art. 1", "1", None, "texto")
     assert Passage.from_dict(p.to_dict()) == p
+
+
+def test_language_boost_multiplies_same_language_passages(index: IndexBuild) -> None:
+    pt = [p.id for p in index.passages if p.language == "pt"][:1]
+    en = [p.id for p in index.passages if p.language == "en"][:1]
+    bm25 = _Fixed(index, [(en[0], 2.0), (pt[0], 1.0)])
+    plain = HybridRetriever(index, {"bm25": bm25}, rrf_k=60)
+    boosted = HybridRetriever(index, {"bm25": bm25}, rrf_k=60, language_boost=0.5, query_language="pt")
+    assert [h.passage_id for h in plain.search("consentimento", k=2)] == [en[0], pt[0]]
+    hits = boosted.search("consentimento", k=2)
+    assert [h.passage_id for h in hits] == [pt[0], en[0]]
+    assert hits[0].score == pytest.approx(1.5 / 62) and hits[1].score == pytest.approx(1 / 61)

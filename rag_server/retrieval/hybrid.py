@@ -7,6 +7,12 @@
 
 Each component is searched ``depth`` deep (default 100) before fusing, so that a passage
 ranked low by one strategy and high by the other is still seen by both.
+
+``language_boost`` multiplies the fused score of passages written in the query's language by
+``1 + language_boost``. The corpus holds most texts in both languages, and the English-only
+embedding model matches a Portuguese question to the English twin about as well as to the
+Portuguese original; the boost lets the user's own language win such ties without hiding
+documents that exist in one language only.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
+from ..analysis import detect_language
 from ..errors import InvalidParameterError
 from ..loader import IndexBuild
 from .base import MAX_K, ComponentScore, Hit, Retriever
@@ -33,12 +40,15 @@ class HybridRetriever(Retriever):
         weights: Mapping[str, float] | None = None,
         depth: int = MAX_K,
         query_language: str | None = None,
+        language_boost: float = 0.0,
     ) -> None:
         super().__init__(build, query_language)
         if fusion not in FUSIONS:
             raise InvalidParameterError(f"unknown fusion {fusion!r}; choose one of {list(FUSIONS)}")
         if rrf_k <= 0:
             raise InvalidParameterError("the RRF constant must be positive")
+        if language_boost < 0:
+            raise InvalidParameterError("language_boost must be non-negative")
         if not 1 <= depth <= MAX_K:
             raise InvalidParameterError(f"depth must be from 1 to {MAX_K}")
         weights = dict(weights or {})
@@ -52,12 +62,20 @@ class HybridRetriever(Retriever):
         self.fusion = fusion
         self.rrf_k = float(rrf_k)
         self.depth = depth
+        self.language_boost = float(language_boost)
         self.name = "hybrid" if fusion == "rrf" else "hybrid-convex"
 
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
         lists = {name: r._search(query, terms, max(k, self.depth), mask) for name, r in self.components.items()}
         fused = fuse(lists, self.fusion, self.rrf_k, self.weights)
         passages = {h.passage_id: h.passage for hits in lists.values() for h in hits}
+        if self.language_boost:
+            language = self.query_language or detect_language(query)
+            factor = 1.0 + self.language_boost
+            fused = sorted(
+                ((pid, s * factor if passages[pid].language == language else s) for pid, s in fused),
+                key=lambda item: (-item[1], item[0]),
+            )
         hits = []
         for rank, (pid, score) in enumerate(fused[:k], start=1):
             components = {}
