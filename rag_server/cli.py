@@ -195,7 +195,9 @@ def make_parser() -> argparse.ArgumentParser:
         else:
             p.add_argument("question", nargs="?", default=None, help=f"default: {SAMPLE_QUESTION!r}")
         p.add_argument("--index", default=str(DEFAULT_INDEX), help="index root or build directory")
-        p.add_argument("--strategy", default="hybrid", help="keyword, bm25, dense, hybrid, hybrid-convex")
+        p.add_argument(
+            "--strategy", default="hybrid-convex", help="keyword, bm25, dense, hybrid (RRF), hybrid-convex (default)"
+        )
         p.add_argument("-k", type=int, default=5, help="number of passages (1-100)")
         p.add_argument("--lang", default=None, help="only passages in this language (pt, en)")
         p.add_argument("--filter", action="append", help="NAME=VALUE (language, doc_type, source, article, doc_id)")

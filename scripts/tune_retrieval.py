@@ -15,21 +15,21 @@ import argparse
 from rag_server.evaluation import StrategySpec, compare
 from rag_server.indexes import BM25Params
 
-BM25_GRID = [BM25Params(1.5, 0.75), BM25Params(1.2, 0.75), BM25Params(0.9, 0.4), BM25Params(1.2, 0.5)]
+BM25_GRID = [BM25Params(1.5, 0.75), BM25Params(1.2, 0.5)]
+BM25_60 = {"bm25": 0.6, "dense": 0.4}
 HYBRIDS = [
     StrategySpec("bm25", "bm25"),
     StrategySpec("dense", "dense"),
     StrategySpec("rrf", "hybrid"),
     StrategySpec("rrf-bm25x2", "hybrid", {"weights": {"bm25": 2.0, "dense": 1.0}}),
+    StrategySpec("rrf-bm25x2-cite0.3", "hybrid", {"weights": {"bm25": 2.0, "dense": 1.0}, "citation_boost": 0.3}),
     StrategySpec("rrf-lang0.5", "hybrid", {"language_boost": 0.5}),
-    StrategySpec("rrf-bm25x2-lang0.5", "hybrid", {"weights": {"bm25": 2.0, "dense": 1.0}, "language_boost": 0.5}),
     StrategySpec("convex", "hybrid-convex"),
-    StrategySpec("convex-bm25.6", "hybrid-convex", {"weights": {"bm25": 0.6, "dense": 0.4}}),
+    StrategySpec("convex-bm25.6", "hybrid-convex", {"weights": BM25_60}),
     StrategySpec("convex-lang0.2", "hybrid-convex", {"language_boost": 0.2}),
-    StrategySpec("convex-lang0.5", "hybrid-convex", {"language_boost": 0.5}),
-    StrategySpec(
-        "convex-bm25.6-lang0.2", "hybrid-convex", {"weights": {"bm25": 0.6, "dense": 0.4}, "language_boost": 0.2}
-    ),
+    StrategySpec("convex-cite0.3", "hybrid-convex", {"citation_boost": 0.3}),
+    StrategySpec("convex-bm25.6-cite0.3", "hybrid-convex", {"weights": BM25_60, "citation_boost": 0.3}),
+    StrategySpec("convex-bm25.6-cite1", "hybrid-convex", {"weights": BM25_60, "citation_boost": 1.0}),
 ]
 
 

@@ -176,3 +176,40 @@ def test_language_boost_multiplies_same_language_passages(index: IndexBuild) -> 
     hits = boosted.search("consentimento", k=2)
     assert [h.passage_id for h in hits] == [pt[0], en[0]]
     assert hits[0].score == pytest.approx(1.5 / 62) and hits[1].score == pytest.approx(1 / 61)
+
+
+def test_cited_articles_and_resolutions_are_read_from_the_query() -> None:
+    from rag_server.retrieval.citations import cited_refs
+
+    assert cited_refs("What does Art. 18 say?").articles == {"18"}
+    assert cited_refs("art. 55-J competências").articles == {"55-J"}
+    refs = cited_refs("Res. CD/ANPD 15/2024, Art. 10: incident register")
+    assert refs.resolutions == {"15/2024"} and refs.articles == {"10"}
+    assert not cited_refs("artificial intelligence in 2024")
+
+
+def test_citation_boost_lifts_the_cited_article(index: IndexBuild) -> None:
+    art3 = next(p.id for p in index.passages if p.doc_id == "lei-exemplo-pt" and p.article == "3")
+    other = next(p.id for p in index.passages if p.doc_id == "gpu-guide-en")
+    bm25 = _Fixed(index, [(other, 2.0), (art3, 1.0)])
+    plain = HybridRetriever(index, {"bm25": bm25})
+    boosted = HybridRetriever(index, {"bm25": bm25}, citation_boost=1.0)
+    assert plain.search("o que diz o art. 3?", k=2)[0].passage_id == other
+    # The fixture's law is "Lei 99.999/2030", not the LGPD, so only a resolution-free LGPD
+    # citation or a matching instrument is boosted: the boost must not apply here...
+    assert boosted.search("o que diz o art. 3?", k=2)[0].passage_id == other
+
+
+def test_cited_refs_match_the_right_instrument() -> None:
+    from rag_server.retrieval.citations import cited_refs
+
+    def passage(source: str, article: str | None) -> Passage:
+        return Passage("x#1", "x", "T", "pt", "law", source, "", article, None, "texto")
+
+    lgpd, res15 = "Lei 13.709/2018 (LGPD)", "Resolução CD/ANPD nº 15/2024"
+    assert cited_refs("o que diz o art. 48?").matches(passage(lgpd, "48"))
+    assert not cited_refs("o que diz o art. 48?").matches(passage(lgpd, "46"))
+    assert not cited_refs("o que diz o art. 48?").matches(passage(res15, "48"))
+    assert cited_refs("Res. 15/2024 art. 6").matches(passage(res15, "6"))
+    assert not cited_refs("Res. 5/2024 art. 6").matches(passage(res15, "6"))
+    assert cited_refs("Resolução CD/ANPD nº 15/2024").matches(passage(res15, None))

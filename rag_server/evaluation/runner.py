@@ -47,9 +47,11 @@ DEFAULT_SPECS = (
     StrategySpec("bm25", "bm25"),
     StrategySpec("dense", "dense"),
     StrategySpec("hybrid-rrf", "hybrid", {"rrf_k": 60}),
-    StrategySpec("hybrid-rrf-dense2", "hybrid", {"rrf_k": 60, "weights": {"bm25": 1.0, "dense": 2.0}}),
-    StrategySpec("hybrid-convex", "hybrid-convex"),
-    StrategySpec("hybrid-convex-dense0.7", "hybrid-convex", {"weights": {"bm25": 0.3, "dense": 0.7}}),
+    StrategySpec("hybrid-rrf-bm25x2", "hybrid", {"rrf_k": 60, "weights": {"bm25": 2.0, "dense": 1.0}}),
+    StrategySpec(
+        "hybrid-convex-equal", "hybrid-convex", {"weights": {"bm25": 0.5, "dense": 0.5}, "citation_boost": 0.0}
+    ),
+    StrategySpec("hybrid-convex", "hybrid-convex"),  # the served default (tuned on dev)
 )
 
 

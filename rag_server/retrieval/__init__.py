@@ -17,6 +17,12 @@ from .hybrid import HybridRetriever
 from .sparse import BM25Retriever, KeywordRetriever
 
 STRATEGIES = ("keyword", "bm25", "dense", "hybrid", "hybrid-convex")
+DEFAULT_STRATEGY = "hybrid-convex"
+
+# Chosen on the project's dev split (scripts/tune_retrieval.py; docs/BENCHMARKS.md): BM25 carries
+# more weight than the English-only embedding model on this bilingual corpus, and passages of an
+# article the question names are boosted.
+CONVEX_DEFAULTS: dict[str, Any] = {"weights": {"bm25": 0.6, "dense": 0.4}, "citation_boost": 1.0}
 
 
 def make_retriever(
@@ -26,7 +32,9 @@ def make_retriever(
     query_language: str | None = None,
     **options: Any,
 ) -> Retriever:
-    """The retriever called ``name``; ``options`` go to the hybrid (rrf_k, weights, depth).
+    """The retriever called ``name``; ``options`` go to the hybrids (rrf_k, weights, depth,
+    language_boost, citation_boost). ``hybrid`` is reciprocal-rank fusion with equal weights;
+    ``hybrid-convex`` starts from :data:`CONVEX_DEFAULTS`.
 
     ``query_language`` fixes the query stemmer ("pt"/"en"); None detects it per query."""
     if name == "keyword":
@@ -37,12 +45,16 @@ def make_retriever(
         return DenseRetriever(build, encoder, query_language)
     if name in ("hybrid", "hybrid-convex"):
         components: dict[str, Retriever] = {"bm25": BM25Retriever(build), "dense": DenseRetriever(build, encoder)}
-        fusion = "rrf" if name == "hybrid" else "convex"
-        return HybridRetriever(build, components, fusion=fusion, query_language=query_language, **options)
+        if name == "hybrid":
+            return HybridRetriever(build, components, fusion="rrf", query_language=query_language, **options)
+        options = {**CONVEX_DEFAULTS, **options}
+        return HybridRetriever(build, components, fusion="convex", query_language=query_language, **options)
     raise UnknownStrategyError(f"unknown strategy {name!r}; valid strategies: {list(STRATEGIES)}")
 
 
 __all__ = [
+    "CONVEX_DEFAULTS",
+    "DEFAULT_STRATEGY",
     "FILTER_FIELDS",
     "MAX_K",
     "STRATEGIES",

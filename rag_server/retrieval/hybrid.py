@@ -13,19 +13,25 @@ ranked low by one strategy and high by the other is still seen by both.
 embedding model matches a Portuguese question to the English twin about as well as to the
 Portuguese original; the boost lets the user's own language win such ties without hiding
 documents that exist in one language only.
+
+``citation_boost`` multiplies by ``1 + citation_boost`` the fused score of passages that explain
+an article or resolution the query names ("art. 18", "Res. CD/ANPD 15/2024"), see
+:mod:`rag_server.retrieval.citations`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import numpy.typing as npt
 
 from ..analysis import detect_language
+from ..chunking import Passage
 from ..errors import InvalidParameterError
 from ..loader import IndexBuild
 from .base import MAX_K, ComponentScore, Hit, Retriever
+from .citations import cited_refs
 
 FUSIONS = ("rrf", "convex")
 
@@ -41,14 +47,15 @@ class HybridRetriever(Retriever):
         depth: int = MAX_K,
         query_language: str | None = None,
         language_boost: float = 0.0,
+        citation_boost: float = 0.0,
     ) -> None:
         super().__init__(build, query_language)
         if fusion not in FUSIONS:
             raise InvalidParameterError(f"unknown fusion {fusion!r}; choose one of {list(FUSIONS)}")
         if rrf_k <= 0:
             raise InvalidParameterError("the RRF constant must be positive")
-        if language_boost < 0:
-            raise InvalidParameterError("language_boost must be non-negative")
+        if language_boost < 0 or citation_boost < 0:
+            raise InvalidParameterError("language_boost and citation_boost must be non-negative")
         if not 1 <= depth <= MAX_K:
             raise InvalidParameterError(f"depth must be from 1 to {MAX_K}")
         weights = dict(weights or {})
@@ -63,19 +70,21 @@ class HybridRetriever(Retriever):
         self.rrf_k = float(rrf_k)
         self.depth = depth
         self.language_boost = float(language_boost)
+        self.citation_boost = float(citation_boost)
         self.name = "hybrid" if fusion == "rrf" else "hybrid-convex"
 
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
         lists = {name: r._search(query, terms, max(k, self.depth), mask) for name, r in self.components.items()}
         fused = fuse(lists, self.fusion, self.rrf_k, self.weights)
         passages = {h.passage_id: h.passage for hits in lists.values() for h in hits}
-        if self.language_boost:
-            language = self.query_language or detect_language(query)
-            factor = 1.0 + self.language_boost
-            fused = sorted(
-                ((pid, s * factor if passages[pid].language == language else s) for pid, s in fused),
-                key=lambda item: (-item[1], item[0]),
-            )
+        factors = self._boosts(query)
+        if factors:
+            boosted = []
+            for pid, s in fused:
+                for applies, factor in factors:
+                    s = s * factor if applies(passages[pid]) else s
+                boosted.append((pid, s))
+            fused = sorted(boosted, key=lambda item: (-item[1], item[0]))
         hits = []
         for rank, (pid, score) in enumerate(fused[:k], start=1):
             components = {}
@@ -84,6 +93,17 @@ class HybridRetriever(Retriever):
                 components[name] = ComponentScore(mine.rank if mine else None, mine.score if mine else None)
             hits.append(Hit(rank=rank, score=float(score), passage=passages[pid], components=components))
         return hits
+
+    def _boosts(self, query: str) -> list[tuple[Callable[[Passage], bool], float]]:
+        factors: list[tuple[Callable[[Passage], bool], float]] = []
+        if self.language_boost:
+            language = self.query_language or detect_language(query)
+            factors.append((lambda p: p.language == language, 1.0 + self.language_boost))
+        if self.citation_boost:
+            refs = cited_refs(query)
+            if refs:
+                factors.append((refs.matches, 1.0 + self.citation_boost))
+        return factors
 
 
 def fuse(
