@@ -67,3 +67,18 @@ def make_build(tmp_path: Path, fake_encoder: FakeEncoder):  # type: ignore[no-un
 @pytest.fixture
 def built(corpus_dir: Path, make_build) -> BuildResult:  # type: ignore[no-untyped-def]
     return make_build(corpus_dir)
+
+
+@pytest.fixture
+def app(built, tmp_path: Path, fake_encoder: FakeEncoder):  # type: ignore[no-untyped-def]
+    """The Flask app over a build of the fixture corpus (fake encoder, extractive answers)."""
+    from rag_server.api import create_app
+    from rag_server.pipeline import RagPipeline
+
+    pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, support_threshold=0.0)
+    return create_app({"PIPELINE": pipeline, "TESTING": True})
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()

@@ -1,0 +1,102 @@
+"""The Flask application: ``create_app(test_config=None)``.
+
+Configuration comes from environment variables (documented in the README) unless
+``test_config`` overrides them. The index, the embedding model and the generator are loaded
+once per process, when the app is created.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from ..errors import RagServerError
+from ..pipeline import RagPipeline
+from . import errors, logs
+from .views import health, v1
+
+DEFAULTS: dict[str, Any] = {
+    "INDEX_DIR": "indexes",  # RAG_INDEX_DIR
+    "GENERATOR_CHECKPOINT": "",  # RAG_GENERATOR_CHECKPOINT: empty = extractive answers
+    "SUPPORT_THRESHOLD": 0.25,  # RAG_SUPPORT_THRESHOLD: min dense cosine of the best evidence
+    "MAX_CONTENT_LENGTH": 64 * 1024,  # RAG_MAX_BODY_BYTES
+    "LOG_LEVEL": "INFO",  # RAG_LOG_LEVEL
+    "TORCH_THREADS": 1,  # RAG_TORCH_THREADS: one per worker (latency jumps 10-80x with more)
+}
+_ENV = {
+    "INDEX_DIR": ("RAG_INDEX_DIR", str),
+    "GENERATOR_CHECKPOINT": ("RAG_GENERATOR_CHECKPOINT", str),
+    "SUPPORT_THRESHOLD": ("RAG_SUPPORT_THRESHOLD", float),
+    "MAX_CONTENT_LENGTH": ("RAG_MAX_BODY_BYTES", int),
+    "LOG_LEVEL": ("RAG_LOG_LEVEL", str),
+    "TORCH_THREADS": ("RAG_TORCH_THREADS", int),
+}
+
+
+def load_settings(test_config: dict[str, Any] | None) -> dict[str, Any]:
+    settings = dict(DEFAULTS)
+    for key, (var, cast) in _ENV.items():
+        if os.environ.get(var):
+            settings[key] = cast(os.environ[var])
+    settings.update(test_config or {})
+    return settings
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(load_settings(test_config))
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    log = logs.configure(app.config["LOG_LEVEL"])
+
+    try:
+        import torch
+
+        torch.set_num_threads(int(app.config["TORCH_THREADS"]))
+        pipeline = app.config.get("PIPELINE") or _make_pipeline(app.config)
+        app.extensions["rag_pipeline"] = pipeline
+        log.info("index loaded", extra={"fields": {"build_id": pipeline.build.build_id}})
+    except RagServerError as exc:
+        # Serve /healthz and a 503 /readyz rather than crash: the operator sees why.
+        app.extensions["rag_pipeline"] = None
+        app.extensions["rag_load_error"] = str(exc)
+        log.error("index not loaded", extra={"fields": {"error": str(exc)}})
+
+    errors.register(app)
+    app.register_blueprint(v1)
+    app.register_blueprint(health)
+
+    @app.before_request
+    def _start() -> None:
+        g.request_id = logs.request_id(request.headers.get("X-Request-ID"))
+        g.started = time.perf_counter()
+        g.log_fields = {}
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        fields = {
+            "request_id": g.get("request_id"),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+            **g.get("log_fields", {}),
+        }
+        logging.getLogger("rag_server.access").info("request", extra={"fields": fields})
+        return response
+
+    return app
+
+
+def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
+    generator = None
+    if config["GENERATOR_CHECKPOINT"]:
+        from ..generator import Generator
+
+        generator = Generator.load(Path(config["GENERATOR_CHECKPOINT"]))
+    return RagPipeline(config["INDEX_DIR"], generator=generator, support_threshold=config["SUPPORT_THRESHOLD"])

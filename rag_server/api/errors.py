@@ -1,0 +1,92 @@
+"""Mapping errors to HTTP responses: ``{"error": {"code": …, "message": …}}``, never a trace.
+
+Domain errors are raised by the core (``rag_server.errors``); this is the only place that
+knows their HTTP status codes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from ..errors import IndexLoadError, ModelError, QueryError, RagServerError
+
+log = logging.getLogger("rag_server.api")
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotReady(ApiError):
+    status = 503
+    code = "not_ready"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def error_response(status: int, code: str, message: str) -> ResponseReturnValue:
+    return jsonify(error={"code": code, "message": message}), status
+
+
+def json_body() -> Any:
+    """The request's JSON object, or a clear 4xx."""
+    if not request.is_json:
+        raise UnsupportedMediaType("send a JSON body with Content-Type: application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError("the body is not valid JSON")
+    if not isinstance(body, dict):
+        raise ApiError("the body must be a JSON object")
+    return body
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api(exc: ApiError) -> ResponseReturnValue:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(ValidationError)
+    def _invalid(exc: ValidationError) -> ResponseReturnValue:
+        return error_response(400, "invalid_request", _validation_message(exc))
+
+    @app.errorhandler(QueryError)
+    def _query(exc: QueryError) -> ResponseReturnValue:
+        return error_response(400, exc.code, str(exc))
+
+    @app.errorhandler(IndexLoadError)
+    @app.errorhandler(ModelError)
+    def _unavailable(exc: RagServerError) -> ResponseReturnValue:
+        log.error("backend unavailable", extra={"fields": {"error": str(exc)}})
+        return error_response(503, exc.code, "the index or model is unavailable; see /readyz")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> ResponseReturnValue:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> ResponseReturnValue:
+        log.error("unhandled error", exc_info=exc)
+        return error_response(500, "internal_error", "an internal error occurred")

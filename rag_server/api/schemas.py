@@ -1,0 +1,57 @@
+"""Request bodies, validated with pydantic: wrong types, missing fields, unknown fields and
+out-of-range values become one clear 400 error before any work is done."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from ..retrieval import MAX_K
+
+MAX_QUESTION_CHARS = 2000
+"""Longest question or query accepted (characters)."""
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_QUESTION_CHARS)]
+FilterValue = str | list[str]
+
+
+class Filters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    language: FilterValue | None = None
+    doc_type: FilterValue | None = None
+    source: FilterValue | None = None
+    article: FilterValue | None = None
+    doc_id: FilterValue | None = None
+
+    def as_dict(self) -> dict[str, str | list[str]]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Text
+    strategy: str | None = None
+    k: int = Field(default=10, ge=1, le=MAX_K, strict=True)
+    filters: Filters | None = None
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: Text
+    strategy: str | None = None
+    k: int = Field(default=3, ge=1, le=20, strict=True)
+    lang: Literal["pt", "en"] | None = None
+    filters: Filters | None = None
+    max_new_chars: int = Field(default=200, ge=1, le=1000, strict=True)
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+    def filter_dict(self) -> dict[str, str | list[str]]:
+        filters = self.filters.as_dict() if self.filters else {}
+        if self.lang:
+            filters["language"] = self.lang
+        return filters

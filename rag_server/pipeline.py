@@ -1,0 +1,181 @@
+"""The question-answering pipeline behind every interface: retrieve → prompt → generate.
+
+A :class:`RagPipeline` owns the served build, one retriever per strategy (created on first use
+and shared), and the generator. :meth:`RagPipeline.reload` loads the newest complete build and
+swaps it in with a single reference assignment, so a request that already holds the old state
+finishes on it while new requests see the new one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .embedding import Encoder
+from .loader import IndexBuild
+from .prompt import Citation, build_prompt
+from .retrieval import DEFAULT_STRATEGY, Hit, Retriever, make_retriever
+from .retrieval.base import Filters, check_k
+
+DEFAULT_PROMPT_BUDGET = 560  # characters: the generator's 768-character window minus the answer
+
+STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
+    "keyword": "distinct query terms shared with the passage",
+    "bm25": "Okapi BM25 (scores identical to rank_bm25's BM25Okapi)",
+    "dense": "cosine similarity of all-MiniLM-L6-v2 embeddings (FAISS)",
+    "hybrid": "reciprocal-rank fusion of bm25 and dense (c = 60)",
+    "hybrid-convex": "min-max-normalised bm25 0.6 + dense 0.4, boost for cited articles (default)",
+}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    build_id: str
+    strategy: str
+    hits: list[Hit]
+    timings_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class AskResult:
+    answer: str
+    supported: bool
+    message: str | None
+    citations: list[Citation]
+    hits: list[Hit]
+    prompt: str
+    strategy: str
+    build_id: str
+    generator_id: str | None
+    timings_ms: dict[str, float]
+
+
+@dataclass
+class _Served:
+    """Everything that changes together on a reload."""
+
+    build: IndexBuild
+    retrievers: dict[str, Retriever] = field(default_factory=dict)
+
+
+class RagPipeline:
+    def __init__(
+        self,
+        index_root: Path | str,
+        encoder: Encoder | None = None,
+        generator: Any | None = None,
+        support_threshold: float = 0.0,
+        prompt_budget: int = DEFAULT_PROMPT_BUDGET,
+    ) -> None:
+        self.index_root = Path(index_root)
+        self._encoder = encoder
+        self.generator = generator  # rag_server.generator.Generator, or None: extractive answers
+        self.support_threshold = support_threshold
+        self.prompt_budget = prompt_budget
+        self._lock = threading.Lock()  # serialises retriever creation and reloads, not queries
+        self._state = _Served(IndexBuild.load(self.index_root))
+
+    @property
+    def build(self) -> IndexBuild:
+        return self._state.build
+
+    def reload(self) -> str:
+        """Load the newest complete build and switch to it; the old one keeps serving until then."""
+        fresh = _Served(IndexBuild.load(self.index_root))
+        with self._lock:
+            self._state = fresh
+        return fresh.build.build_id
+
+    def retriever(self, strategy: str | None, state: _Served | None = None) -> Retriever:
+        state = state or self._state
+        name = strategy or DEFAULT_STRATEGY
+        found = state.retrievers.get(name)
+        if found is None:
+            with self._lock:
+                found = state.retrievers.get(name)
+                if found is None:
+                    found = make_retriever(name, state.build, encoder=self._shared_encoder(state))
+                    state.retrievers[name] = found
+        return found
+
+    def _shared_encoder(self, state: _Served) -> Encoder | None:
+        if self._encoder is not None:
+            return self._encoder
+        for retriever in state.retrievers.values():
+            encoder = getattr(retriever, "encoder", None)
+            if encoder is not None:
+                return encoder
+        return None
+
+    def search(
+        self, query: str, strategy: str | None = None, k: int = 10, filters: Filters | None = None
+    ) -> SearchResult:
+        state = self._state  # one build for the whole request, even if a reload happens meanwhile
+        start = time.perf_counter()
+        retriever = self.retriever(strategy, state)
+        hits = retriever.search(query, k=check_k(k), filters=filters)
+        elapsed = (time.perf_counter() - start) * 1000
+        return SearchResult(state.build.build_id, retriever.name or str(strategy), hits, {"retrieve": elapsed})
+
+    def ask(
+        self,
+        question: str,
+        strategy: str | None = None,
+        k: int = 3,
+        filters: Filters | None = None,
+        max_new_chars: int = 200,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> AskResult:
+        state = self._state
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        retriever = self.retriever(strategy, state)
+        hits = retriever.search(question, k=check_k(k), filters=filters)
+        timings["retrieve"] = (time.perf_counter() - start) * 1000
+
+        start = time.perf_counter()
+        prompt = build_prompt(question, hits, self.prompt_budget)
+        timings["prompt"] = (time.perf_counter() - start) * 1000
+
+        supported = bool(hits) and self._evidence(hits) >= self.support_threshold
+        start = time.perf_counter()
+        if not supported:
+            answer = ""
+            message = "The indexed documents do not contain enough evidence to answer this question."
+        elif self.generator is not None:
+            answer = self.generator.complete(
+                prompt.text, max_new_chars=max_new_chars, temperature=temperature, seed=seed
+            ).strip()
+            message = None
+        else:
+            # No trained generator is loaded: answer with the best evidence, verbatim and cited.
+            answer = f"[1] {prompt.citations[0].text}" if prompt.citations else ""
+            message = "No generator checkpoint is loaded; the answer is the best passage, quoted."
+        timings["generate"] = (time.perf_counter() - start) * 1000
+        return AskResult(
+            answer=answer,
+            supported=supported,
+            message=message,
+            citations=prompt.citations,
+            hits=hits,
+            prompt=prompt.text,
+            strategy=retriever.name or str(strategy),
+            build_id=state.build.build_id,
+            generator_id=getattr(self.generator, "checkpoint_id", None),
+            timings_ms=timings,
+        )
+
+    @staticmethod
+    def _evidence(hits: Sequence[Hit]) -> float:
+        """Strength of the best evidence on an absolute scale: the dense cosine similarity of
+        the top hit when a dense component saw it, else its own score."""
+        top = hits[0]
+        dense = top.components.get("dense") if top.components else None
+        if dense is not None and dense.score is not None:
+            return float(dense.score)
+        return float(top.score)

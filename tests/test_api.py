@@ -1,0 +1,149 @@
+"""The HTTP API through Flask's test client: every endpoint and every error shape."""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from rag_server.api import create_app
+from rag_server.pipeline import STRATEGY_DESCRIPTIONS
+from rag_server.retrieval import STRATEGIES
+
+
+def _error(response) -> dict:  # type: ignore[no-untyped-def]
+    body = response.get_json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert "Traceback" not in response.get_data(as_text=True)
+    return body["error"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_search_returns_ranked_hits(client, strategy: str) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/v1/search", json={"query": "consentimento do titular", "strategy": strategy, "k": 3})
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["strategy"] in (strategy, "hybrid-convex")
+    assert body["build_id"] and 1 <= len(body["hits"]) <= 3
+    assert [h["rank"] for h in body["hits"]] == list(range(1, len(body["hits"]) + 1))
+    assert body["hits"][0]["article"] == "2"
+    if strategy.startswith("hybrid"):
+        assert set(body["hits"][0]["components"]) == {"bm25", "dense"}
+
+
+def test_search_filters(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/v1/search", json={"query": "consent incident", "filters": {"language": "en"}, "k": 10})
+    assert r.status_code == 200
+    assert {h["language"] for h in r.get_json()["hits"]} == {"en"}
+
+
+def test_ask_answers_with_citations_and_prompt(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/v1/ask", json={"question": "Em quanto tempo comunicar um incidente?", "lang": "pt"})
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["supported"] is True and body["answer"].startswith("[1] ")
+    assert body["citations"][0]["article"] == "3" and body["citations"][0]["language"] == "pt"
+    assert body["prompt"].startswith("Question: Em quanto tempo") and body["prompt"].endswith("Answer:")
+    assert set(body["timings_ms"]) == {"retrieve", "prompt", "generate"}
+    assert body["build_id"] and body["generator_id"] is None
+
+
+def test_unsupported_answers_say_so(built, tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.pipeline import RagPipeline
+
+    strict = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, support_threshold=0.999)
+    client = create_app({"PIPELINE": strict}).test_client()
+    body = client.post("/v1/ask", json={"question": "receita de bolo de cenoura"}).get_json()
+    assert body["supported"] is False and body["answer"] == "" and "evidence" in body["message"]
+    assert body["citations"]  # still returned, for the user to judge
+
+
+def test_strategies_index_and_health(client) -> None:  # type: ignore[no-untyped-def]
+    body = client.get("/v1/strategies").get_json()
+    assert [s["name"] for s in body["strategies"]] == list(STRATEGIES) == list(STRATEGY_DESCRIPTIONS)
+    assert body["default"] == "hybrid-convex"
+    manifest = client.get("/v1/index").get_json()
+    assert manifest["passage_count"] > 0 and "corpus_dirs" not in manifest
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ready" and ready["build_id"] == manifest["build_id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "code"),
+    [
+        ("/v1/search", {}, 400, "invalid_request"),
+        ("/v1/search", {"query": ""}, 400, "invalid_request"),
+        ("/v1/search", {"query": "   "}, 400, "invalid_request"),
+        ("/v1/search", {"query": 42}, 400, "invalid_request"),
+        ("/v1/search", {"query": "x" * 2001}, 400, "invalid_request"),
+        ("/v1/search", {"query": "dados", "k": 0}, 400, "invalid_request"),
+        ("/v1/search", {"query": "dados", "k": 101}, 400, "invalid_request"),
+        ("/v1/search", {"query": "dados", "k": "5"}, 400, "invalid_request"),
+        ("/v1/search", {"query": "dados", "strategy": "magic"}, 400, "unknown_strategy"),
+        ("/v1/search", {"query": "dados", "filters": {"colour": "x"}}, 400, "invalid_request"),
+        ("/v1/search", {"query": "dados", "extra": 1}, 400, "invalid_request"),
+        ("/v1/search", {"query": "the of and"}, 400, "empty_query"),
+        ("/v1/ask", {"question": None}, 400, "invalid_request"),
+        ("/v1/ask", {"question": "dados", "temperature": -1}, 400, "invalid_request"),
+        ("/v1/ask", {"question": "dados", "lang": "fr"}, 400, "invalid_request"),
+        ("/v1/ask", [1, 2], 400, "bad_request"),
+    ],
+)
+def test_bad_requests_get_a_clear_json_error(client, path: str, body: object, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+    r = client.post(path, json=body)
+    assert r.status_code == status
+    assert _error(r)["code"] == code
+
+
+def test_transport_errors(client) -> None:  # type: ignore[no-untyped-def]
+    assert (
+        _error(client.post("/v1/search", data="query=x", content_type="text/plain"))["code"] == "unsupported_media_type"
+    )
+    r = client.post("/v1/search", data="{not json", content_type="application/json")
+    assert r.status_code == 400 and _error(r)["code"] == "bad_request"
+    r = client.post("/v1/search", data=json.dumps({"query": "x" * 70_000}), content_type="application/json")
+    assert r.status_code == 413 and _error(r)["code"] == "request_entity_too_large"
+    assert _error(client.get("/v1/nope"))["code"] == "not_found"
+    r = client.get("/v1/search")
+    assert r.status_code == 405 and _error(r)["code"] == "method_not_allowed"
+
+
+def test_request_id_is_returned_and_question_never_logged(client, caplog) -> None:  # type: ignore[no-untyped-def]
+    secret = "meu CPF é 123.456.789-09 e tenho diabetes"
+    logger = logging.getLogger("rag_server")
+    logger.propagate = True
+    try:
+        with caplog.at_level(logging.INFO, logger="rag_server"):
+            r = client.post("/v1/ask", json={"question": secret}, headers={"X-Request-ID": "abc-123"})
+    finally:
+        logger.propagate = False
+    assert r.headers["X-Request-ID"] == "abc-123"
+    assert "123.456.789-09" not in caplog.text and "diabetes" not in caplog.text
+    access = [rec for rec in caplog.records if rec.name == "rag_server.access"]
+    fields = access[-1].fields  # type: ignore[attr-defined]
+    assert fields["request_id"] == "abc-123" and len(fields["query_hmac"]) == 24 and fields["status"] == 200
+    assert client.get("/healthz", headers={"X-Request-ID": "bad id!"}).headers["X-Request-ID"] != "bad id!"
+
+
+def test_concurrent_asks(client, app) -> None:  # type: ignore[no-untyped-def]
+    questions = ["consentimento", "incident report", "GPU memory", "dados pessoais", "encryption keys"] * 8
+
+    def ask(q: str) -> int:
+        with app.test_client() as c:
+            return int(c.post("/v1/ask", json={"question": q, "strategy": "hybrid"}).status_code)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert set(pool.map(ask, questions)) == {200}
+
+
+def test_no_build_means_not_ready_not_a_crash(tmp_path: Path) -> None:
+    client = create_app({"INDEX_DIR": str(tmp_path / "empty")}).test_client()
+    assert client.get("/healthz").status_code == 200
+    r = client.get("/readyz")
+    assert r.status_code == 503 and "no build" in r.get_json()["reason"]
+    r = client.post("/v1/search", json={"query": "dados"})
+    assert r.status_code == 503 and _error(r)["code"] == "not_ready"
