@@ -147,3 +147,27 @@ def test_no_build_means_not_ready_not_a_crash(tmp_path: Path) -> None:
     assert r.status_code == 503 and "no build" in r.get_json()["reason"]
     r = client.post("/v1/search", json={"query": "dados"})
     assert r.status_code == 503 and _error(r)["code"] == "not_ready"
+
+
+def test_admin_reload_needs_the_token_and_switches_builds(
+    built, corpus_dir: Path, make_build, tmp_path: Path, fake_encoder
+) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.pipeline import RagPipeline
+
+    pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder)
+    client = create_app({"PIPELINE": pipeline, "ADMIN_TOKEN": "s3cret-token"}).test_client()
+    assert client.post("/v1/admin/reload").status_code == 401
+    wrong = client.post("/v1/admin/reload", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and _error(wrong)["code"] == "unauthorized"
+    same = client.post("/v1/admin/reload", headers={"Authorization": "Bearer s3cret-token"}).get_json()
+    assert same["changed"] is False and same["build_id"] == built.build_id
+    (corpus_dir / "extra.md").write_text("# Extra\n\nUm novo documento sobre retenção de backups.\n")
+    newer = make_build(corpus_dir)
+    switched = client.post("/v1/admin/reload", headers={"Authorization": "Bearer s3cret-token"}).get_json()
+    assert switched == {"previous_build_id": built.build_id, "build_id": newer.build_id, "changed": True}
+    assert client.get("/readyz").get_json()["build_id"] == newer.build_id
+
+
+def test_admin_reload_is_disabled_without_a_token(client) -> None:  # type: ignore[no-untyped-def]
+    r = client.post("/v1/admin/reload", headers={"Authorization": "Bearer anything"})
+    assert r.status_code == 404 and "disabled" in _error(r)["message"]

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 64 * 1024,  # RAG_MAX_BODY_BYTES
     "LOG_LEVEL": "INFO",  # RAG_LOG_LEVEL
     "TORCH_THREADS": 1,  # RAG_TORCH_THREADS: one per worker (latency jumps 10-80x with more)
+    "ADMIN_TOKEN": "",  # RAG_ADMIN_TOKEN: bearer token of /v1/admin/reload; empty disables it
 }
 _ENV = {
     "INDEX_DIR": ("RAG_INDEX_DIR", str),
@@ -35,6 +36,7 @@ _ENV = {
     "MAX_CONTENT_LENGTH": ("RAG_MAX_BODY_BYTES", int),
     "LOG_LEVEL": ("RAG_LOG_LEVEL", str),
     "TORCH_THREADS": ("RAG_TORCH_THREADS", int),
+    "ADMIN_TOKEN": ("RAG_ADMIN_TOKEN", str),
 }
 
 

@@ -6,10 +6,11 @@ knows their HTTP status codes.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -36,6 +37,27 @@ class NotReady(ApiError):
 class UnsupportedMediaType(ApiError):
     status = 415
     code = "unsupported_media_type"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class AdminDisabled(ApiError):
+    status = 404
+    code = "not_found"
+
+
+def require_admin() -> None:
+    """Bearer token from RAG_ADMIN_TOKEN, compared in constant time; no token, no endpoint."""
+    expected = str(current_app.config.get("ADMIN_TOKEN") or "")
+    if not expected:
+        raise AdminDisabled("the admin API is disabled (set RAG_ADMIN_TOKEN to enable it)")
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("a valid bearer token is required")
 
 
 def error_response(status: int, code: str, message: str) -> ResponseReturnValue:

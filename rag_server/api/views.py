@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from ..pipeline import STRATEGY_DESCRIPTIONS, RagPipeline
 from ..retrieval import DEFAULT_STRATEGY
-from .errors import NotReady, json_body
+from .errors import NotReady, json_body, require_admin
 from .logs import query_digest
 from .schemas import AskRequest, SearchRequest
 
@@ -102,3 +102,13 @@ def readyz() -> ResponseReturnValue:
         error = current_app.extensions.get("rag_load_error") or "no index build is loaded"
         return jsonify(status="not_ready", reason=error), 503
     return jsonify(status="ready", build_id=found.build.build_id, generator=found.generator is not None)
+
+
+@v1.post("/admin/reload")
+def admin_reload() -> ResponseReturnValue:
+    """Switch to the newest complete build; in-flight requests finish on the old one."""
+    require_admin()
+    found = pipeline()
+    previous = found.build.build_id
+    current = found.reload()
+    return jsonify(previous_build_id=previous, build_id=current, changed=previous != current)
