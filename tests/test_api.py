@@ -171,3 +171,18 @@ def test_admin_reload_needs_the_token_and_switches_builds(
 def test_admin_reload_is_disabled_without_a_token(client) -> None:  # type: ignore[no-untyped-def]
     r = client.post("/v1/admin/reload", headers={"Authorization": "Bearer anything"})
     assert r.status_code == 404 and "disabled" in _error(r)["message"]
+
+
+def test_metrics_count_requests_stages_and_errors(client) -> None:  # type: ignore[no-untyped-def]
+    client.post("/v1/ask", json={"question": "consentimento"})
+    client.post("/v1/search", json={"query": "consentimento", "strategy": "bm25"})
+    client.post("/v1/search", json={"query": "x", "k": 0})
+    client.get("/no/such/path")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'rag_requests_total{endpoint="/v1/ask",method="POST",status="200"} 1.0' in text
+    assert 'rag_requests_total{endpoint="/v1/search",method="POST",status="400"} 1.0' in text
+    assert 'rag_requests_total{endpoint="unmatched",method="GET",status="404"} 1.0' in text
+    assert 'rag_stage_seconds_count{stage="generate"} 1.0' in text
+    assert 'rag_stage_seconds_count{stage="retrieve"} 2.0' in text
+    assert 'rag_errors_total{code="invalid_request"} 1.0' in text
+    assert "/no/such/path" not in text

@@ -18,6 +18,7 @@ from flask import Flask, Response, g, request
 from ..errors import RagServerError
 from ..pipeline import RagPipeline
 from . import errors, logs
+from .metrics import Metrics
 from .views import health, v1
 
 DEFAULTS: dict[str, Any] = {
@@ -68,6 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.extensions["rag_load_error"] = str(exc)
         log.error("index not loaded", extra={"fields": {"error": str(exc)}})
 
+    app.extensions["rag_metrics"] = Metrics()
     errors.register(app)
     app.register_blueprint(v1)
     app.register_blueprint(health)
@@ -90,6 +92,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             **g.get("log_fields", {}),
         }
         logging.getLogger("rag_server.access").info("request", extra={"fields": fields})
+        # Label by route pattern, not raw path: unknown paths must not create new series.
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        metrics = app.extensions["rag_metrics"]
+        metrics.observe_request(endpoint, request.method, response.status_code, fields["duration_ms"] / 1000)
+        if response.status_code >= 400 and response.is_json:
+            body = response.get_json(silent=True) or {}
+            metrics.errors.labels(str(body.get("error", {}).get("code", response.status_code))).inc()
         return response
 
     return app

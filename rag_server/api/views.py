@@ -11,6 +11,7 @@ from ..pipeline import STRATEGY_DESCRIPTIONS, RagPipeline
 from ..retrieval import DEFAULT_STRATEGY
 from .errors import NotReady, json_body, require_admin
 from .logs import query_digest
+from .metrics import metrics_of
 from .schemas import AskRequest, SearchRequest
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
@@ -33,6 +34,7 @@ def search() -> ResponseReturnValue:
     body = SearchRequest.model_validate(json_body())
     _note_query(body.query)
     result = pipeline().search(body.query, body.strategy, body.k, body.filters.as_dict() if body.filters else None)
+    metrics_of(current_app).observe_stages(result.timings_ms)
     return jsonify(
         build_id=result.build_id,
         strategy=result.strategy,
@@ -48,6 +50,7 @@ def ask() -> ResponseReturnValue:
     r = pipeline().ask(
         body.question, body.strategy, body.k, body.filter_dict(), body.max_new_chars, body.temperature, body.seed
     )
+    metrics_of(current_app).observe_stages(r.timings_ms)
     payload: dict[str, Any] = {
         "answer": r.answer,
         "supported": r.supported,
@@ -88,6 +91,11 @@ def index_manifest() -> ResponseReturnValue:
     manifest = dict(pipeline().build.manifest)
     manifest.pop("corpus_dirs", None)  # server paths are not the client's business
     return jsonify(manifest)
+
+
+@health.get("/metrics")
+def metrics() -> ResponseReturnValue:
+    return metrics_of(current_app).export()
 
 
 @health.get("/healthz")
