@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 INDEX  ?= indexes
 CORPUS ?= corpus
 
-.PHONY: install run index rebuild test lint typecheck unit learn clean
+.PHONY: install run ask index rebuild test lint typecheck unit learn clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,18 @@ index: install
 rebuild: install
 	$(PY) -m rag_server.cli build --corpus $(CORPUS) --out $(INDEX)
 
+HOST    ?= 127.0.0.1
+PORT    ?= 8000
+THREADS ?= 4
+
+# Serve the API with gunicorn: one worker process (index and models loaded once), threads.
 run: index
+	@echo "serving on http://$(HOST):$(PORT)  (try: curl -s -X POST http://$(HOST):$(PORT)/v1/ask -H 'Content-Type: application/json' -d '{\"question\": \"Qual o prazo para comunicar um incidente?\"}')"
+	RAG_INDEX_DIR=$(INDEX) $(VENV)/bin/gunicorn --workers 1 --threads $(THREADS) --bind $(HOST):$(PORT) \
+		--access-logfile - 'rag_server.api:create_app()'
+
+# Answer the sample question from the command line (no server).
+ask: index
 	$(PY) -m rag_server.cli ask --index $(INDEX)
 
 lint: install

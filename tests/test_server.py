@@ -1,0 +1,83 @@
+"""The real thing: gunicorn serving the app on 127.0.0.1, started and stopped by the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.fixture
+def server(built, tmp_path: Path):  # type: ignore[no-untyped-def]
+    port = _free_port()
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "indexes"), "RAG_LOG_LEVEL": "WARNING"}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    proc = subprocess.Popen(
+        [
+            str(gunicorn),
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "rag_server.api:create_app()",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if _get(base + "/healthz")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("gunicorn did not start: " + (proc.stderr.read() or b"").decode()[-2000:] if proc.stderr else "")
+    yield base
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def test_gunicorn_serves_search_and_ask(server: str) -> None:
+    status, ready = _get(server + "/readyz")
+    assert status == 200 and ready["status"] == "ready"
+    request = urllib.request.Request(
+        server + "/v1/search",
+        data=json.dumps({"query": "consentimento do titular", "strategy": "bm25", "k": 2}).encode(),
+        headers={"Content-Type": "application/json", "X-Request-ID": "it-1"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.headers["X-Request-ID"] == "it-1"
+        hits = json.loads(r.read())["hits"]
+    assert hits[0]["article"] == "2"
+    bad = urllib.request.Request(server + "/v1/ask", data=b"{oops", headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(bad, timeout=10)
+    assert err.value.code == 400 and json.loads(err.value.read())["error"]["code"] == "bad_request"
