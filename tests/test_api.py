@@ -83,7 +83,7 @@ def test_strategies_index_and_health(client) -> None:  # type: ignore[no-untyped
         ("/v1/search", {"query": "dados", "k": 0}, 400, "invalid_request"),
         ("/v1/search", {"query": "dados", "k": 101}, 400, "invalid_request"),
         ("/v1/search", {"query": "dados", "k": "5"}, 400, "invalid_request"),
-        ("/v1/search", {"query": "dados", "strategy": "magic"}, 400, "unknown_strategy"),
+        ("/v1/search", {"query": "dados", "strategy": "magic"}, 400, "invalid_request"),
         ("/v1/search", {"query": "dados", "filters": {"colour": "x"}}, 400, "invalid_request"),
         ("/v1/search", {"query": "dados", "extra": 1}, 400, "invalid_request"),
         ("/v1/search", {"query": "the of and"}, 400, "empty_query"),
@@ -186,3 +186,11 @@ def test_metrics_count_requests_stages_and_errors(client) -> None:  # type: igno
     assert 'rag_stage_seconds_count{stage="retrieve"} 2.0' in text
     assert 'rag_errors_total{code="invalid_request"} 1.0' in text
     assert "/no/such/path" not in text
+
+
+def test_schema_strategies_match_the_factory() -> None:
+    from typing import get_args
+
+    from rag_server.api.schemas import Strategy
+
+    assert get_args(Strategy) == STRATEGIES

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..retrieval import MAX_K
 
+Strategy = Literal["keyword", "bm25", "dense", "hybrid", "hybrid-convex"]  # = retrieval.STRATEGIES
+
 MAX_QUESTION_CHARS = 2000
 """Longest question or query accepted (characters)."""
 
@@ -33,7 +35,7 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: Text
-    strategy: str | None = None
+    strategy: Strategy | None = None
     k: int = Field(default=10, ge=1, le=MAX_K, strict=True)
     filters: Filters | None = None
 
@@ -42,7 +44,7 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: Text
-    strategy: str | None = None
+    strategy: Strategy | None = None
     k: int = Field(default=3, ge=1, le=20, strict=True)
     lang: Literal["pt", "en"] | None = None
     filters: Filters | None = None

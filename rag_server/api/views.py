@@ -12,6 +12,7 @@ from ..retrieval import DEFAULT_STRATEGY
 from .errors import NotReady, json_body, require_admin
 from .logs import query_digest
 from .metrics import metrics_of
+from .openapi import DOCS_PAGE, openapi_document
 from .schemas import AskRequest, SearchRequest
 
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
@@ -91,6 +92,16 @@ def index_manifest() -> ResponseReturnValue:
     manifest = dict(pipeline().build.manifest)
     manifest.pop("corpus_dirs", None)  # server paths are not the client's business
     return jsonify(manifest)
+
+
+@health.get("/openapi.json")
+def openapi_json() -> ResponseReturnValue:
+    return jsonify(openapi_document())
+
+
+@health.get("/docs")
+def docs_page() -> ResponseReturnValue:
+    return DOCS_PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
 
 
 @health.get("/metrics")
