@@ -194,3 +194,17 @@ def test_schema_strategies_match_the_factory() -> None:
     from rag_server.api.schemas import Strategy
 
     assert get_args(Strategy) == STRATEGIES
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": []},
+        {"messages": [{"role": "assistant", "content": "hi"}]},
+        {"messages": "hello"},
+        {"messages": [{"role": "user", "content": "x" * 2001}]},
+    ],
+)
+def test_chat_completions_bad_requests(client, body: dict) -> None:  # type: ignore[no-untyped-def,type-arg]
+    r = client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 400 and _error(r)["code"] in ("invalid_request", "bad_request")

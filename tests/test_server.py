@@ -81,3 +81,34 @@ def test_gunicorn_serves_search_and_ask(server: str) -> None:
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(bad, timeout=10)
     assert err.value.code == 400 and json.loads(err.value.read())["error"]["code"] == "bad_request"
+
+
+def test_openai_client_non_streaming_and_streaming(server: str) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server + "/v1", api_key="unused", max_retries=0)
+    extra = {"strategy": "bm25"}  # the fixture build was embedded by a fake encoder
+    reply = client.chat.completions.create(
+        model="rag_server",
+        messages=[
+            {"role": "system", "content": "Answer in Portuguese."},
+            {"role": "user", "content": "Quem prova que o consentimento foi obtido?"},
+        ],
+        extra_body=extra,
+    )
+    content = reply.choices[0].message.content or ""
+    assert reply.choices[0].message.role == "assistant" and "References:\n[1] " in content
+    citations = reply.model_extra["citations"]  # type: ignore[index]
+    assert citations[0]["article"] == "2" and citations[0]["number"] == 1
+
+    stream = client.chat.completions.create(
+        model="rag_server",
+        messages=[{"role": "user", "content": "Quem prova que o consentimento foi obtido?"}],
+        stream=True,
+        extra_body=extra,
+    )
+    chunks = list(stream)
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert streamed == content
+    assert chunks[0].model_extra["citations"] == citations  # type: ignore[index]
+    assert chunks[-1].choices[0].finish_reason == "stop"

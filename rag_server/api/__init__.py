@@ -18,6 +18,7 @@ from flask import Flask, Response, g, request
 from ..errors import RagServerError
 from ..pipeline import RagPipeline
 from . import errors, logs
+from .chat import chat
 from .metrics import Metrics
 from .views import health, v1
 
@@ -73,6 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     app.register_blueprint(v1)
     app.register_blueprint(health)
+    app.register_blueprint(chat)
 
     @app.before_request
     def _start() -> None:

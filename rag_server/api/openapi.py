@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import __version__
 from ..retrieval import STRATEGIES
-from .schemas import AskRequest, SearchRequest
+from .schemas import AskRequest, ChatRequest, SearchRequest
 
 _ERROR = {
     "type": "object",
@@ -83,7 +83,8 @@ def _errors(*codes: int) -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     search = SearchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     ask = AskRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    defs = {**search.pop("$defs", {}), **ask.pop("$defs", {})}
+    chat = ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = {**search.pop("$defs", {}), **ask.pop("$defs", {}), **chat.pop("$defs", {})}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -145,6 +146,22 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/chat/completions": {
+                "post": {
+                    "summary": "OpenAI-compatible chat: the last user message is the question",
+                    "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/ChatRequest"})},
+                    "responses": {
+                        "200": {
+                            "description": "A chat.completion object (or an SSE stream when stream is true)",
+                            "content": {
+                                "application/json": {"schema": {"type": "object", "required": ["id", "choices"]}},
+                                "text/event-stream": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_errors(400, 413, 415, 503),
+                    },
+                }
+            },
             "/v1/strategies": {
                 "get": {
                     "summary": "Retrieval strategies",
@@ -195,7 +212,7 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "components": {
-            "schemas": {"SearchRequest": search, "AskRequest": ask, "Error": _ERROR, **defs},
+            "schemas": {"SearchRequest": search, "AskRequest": ask, "ChatRequest": chat, "Error": _ERROR, **defs},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

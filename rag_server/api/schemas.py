@@ -57,3 +57,35 @@ class AskRequest(BaseModel):
         if self.lang:
             filters["language"] = self.lang
         return filters
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | None = None
+
+
+class ChatRequest(BaseModel):
+    """OpenAI-compatible chat request; fields the server does not use are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = "rag_server"
+    messages: list[ChatMessage] = Field(min_length=1, max_length=100)
+    stream: bool = False
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=1000)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=1000)
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    strategy: Strategy | None = None  # rag_server extensions
+    k: int = Field(default=3, ge=1, le=20)
+
+    def question(self) -> str:
+        for message in reversed(self.messages):
+            if message.role == "user" and message.content and message.content.strip():
+                text = message.content.strip()
+                if len(text) > MAX_QUESTION_CHARS:
+                    raise ValueError(f"the last user message exceeds {MAX_QUESTION_CHARS} characters")
+                return text
+        raise ValueError("the conversation holds no user message with text")

@@ -1,0 +1,109 @@
+"""``POST /v1/chat/completions``: the OpenAI chat API over the same pipeline.
+
+The last user message is the question; the answer is the assistant message, followed by its
+numbered references; the citations also travel in an extra ``citations`` field (and in the
+first chunk of a stream), so OpenAI clients work unchanged and richer clients get provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, stream_with_context
+from flask.typing import ResponseReturnValue
+
+from ..pipeline import AskResult
+from .errors import ApiError, json_body
+from .metrics import metrics_of
+from .schemas import ChatRequest
+from .views import _note_query, pipeline
+
+chat = Blueprint("chat", __name__, url_prefix="/v1")
+MODEL_NAME = "rag_server"
+
+
+def _citations(result: AskResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "number": c.number,
+            "passage_id": c.passage_id,
+            "title": c.title,
+            "citation": c.citation,
+            "article": c.article,
+            "language": c.language,
+            "text": c.text,
+        }
+        for c in result.citations
+    ]
+
+
+def _content(result: AskResult) -> str:
+    answer = result.answer if result.supported else (result.message or "")
+    refs = "\n".join(f"[{c.number}] {c.citation}" for c in result.citations)
+    return f"{answer}\n\nReferences:\n{refs}" if refs else answer
+
+
+@chat.post("/chat/completions")
+def completions() -> ResponseReturnValue:
+    body = ChatRequest.model_validate(json_body())
+    try:
+        question = body.question()
+    except ValueError as exc:
+        raise ApiError(str(exc)) from None
+    _note_query(question)
+    result = pipeline().ask(
+        question,
+        body.strategy,
+        body.k,
+        None,
+        body.max_completion_tokens or body.max_tokens or 200,
+        body.temperature or 0.0,
+        body.seed,
+    )
+    metrics_of(current_app).observe_stages(result.timings_ms)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    content = _content(result)
+    extra = {"citations": _citations(result), "supported": result.supported, "build_id": result.build_id}
+    if body.stream:
+        return Response(
+            stream_with_context(_stream(completion_id, created, content, extra)),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": MODEL_NAME,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": len(result.prompt),
+            "completion_tokens": len(content),
+            "total_tokens": len(result.prompt) + len(content),
+        },
+        **extra,
+    }
+
+
+def _stream(completion_id: str, created: int, content: str, extra: dict[str, Any]) -> Iterator[str]:
+    def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> str:
+        payload = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": MODEL_NAME,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **more,
+        }
+        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""}, **extra)
+    for start in range(0, len(content), 64):  # the answer is complete; stream it in pieces
+        yield chunk({"content": content[start : start + 64]})
+    yield chunk({}, "stop")
+    yield "data: [DONE]\n\n"
