@@ -142,7 +142,7 @@ class RagPipeline:
         prompt = build_prompt(question, hits, self.prompt_budget)
         timings["prompt"] = (time.perf_counter() - start) * 1000
 
-        supported = bool(hits) and self._evidence(hits) >= self.support_threshold
+        supported = bool(hits) and self.evidence(question, hits, state) >= self.support_threshold
         start = time.perf_counter()
         if not supported:
             answer = ""
@@ -170,12 +170,14 @@ class RagPipeline:
             timings_ms=timings,
         )
 
-    @staticmethod
-    def _evidence(hits: Sequence[Hit]) -> float:
-        """Strength of the best evidence on an absolute scale: the dense cosine similarity of
-        the top hit when a dense component saw it, else its own score."""
-        top = hits[0]
-        dense = top.components.get("dense") if top.components else None
-        if dense is not None and dense.score is not None:
-            return float(dense.score)
-        return float(top.score)
+    def evidence(self, question: str, hits: Sequence[Hit], state: _Served | None = None) -> float:
+        """Strength of the best evidence on one absolute scale whatever the strategy: the highest
+        cosine similarity between the question and a retrieved passage (BM25 and fused scores
+        are not comparable across questions). Without a dense index every hit counts as
+        evidence (returns +inf)."""
+        state = state or self._state
+        if state.build.dense is None or not hits:
+            return float("inf") if hits else 0.0
+        dense = self.retriever("dense", state)
+        scores = dense.similarity(question, [h.passage_id for h in hits])  # type: ignore[attr-defined]
+        return max(scores, default=0.0)

@@ -62,6 +62,8 @@ def main() -> None:
     raw, full, one = [], [], []
     cli_full, cli_one = [], []
     for rep in range(args.repeats):
+        # The previous repeat edited one document: measure against the corpus as it is now.
+        texts = [p.index_text for p in chunk_corpus(load_corpus([corpus]))]
         start = time.perf_counter()
         encoder.encode(texts, batch_size=args.batch_size)
         raw.append(time.perf_counter() - start)
@@ -71,7 +73,7 @@ def main() -> None:
         start = time.perf_counter()
         result = build_index(config, encoder=encoder)
         full.append(time.perf_counter() - start)
-        assert result.encoded == len(texts)
+        assert result.encoded == len(set(texts))  # identical passages are embedded once
 
         edit_one_document(corpus)
         start = time.perf_counter()

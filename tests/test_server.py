@@ -29,10 +29,23 @@ def _get(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
         return e.code, json.loads(e.read())
 
 
-@pytest.fixture
-def server(built, tmp_path: Path):  # type: ignore[no-untyped-def]
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture corpus built with the real bundled embedding model, as a server would use."""
+    from rag_server.build import BuildConfig, build_index
+
+    root = tmp_path_factory.mktemp("real-index")
+    build_index(BuildConfig([FIXTURES / "corpus"], root, progress=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(real_index: Path):  # type: ignore[no-untyped-def]
     port = _free_port()
-    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path / "indexes"), "RAG_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "RAG_INDEX_DIR": str(real_index), "RAG_LOG_LEVEL": "WARNING"}
     gunicorn = Path(sys.executable).with_name("gunicorn")
     proc = subprocess.Popen(
         [
@@ -87,7 +100,7 @@ def test_openai_client_non_streaming_and_streaming(server: str) -> None:
     from openai import OpenAI
 
     client = OpenAI(base_url=server + "/v1", api_key="unused", max_retries=0)
-    extra = {"strategy": "bm25"}  # the fixture build was embedded by a fake encoder
+    extra = {"k": 2}
     reply = client.chat.completions.create(
         model="rag_server",
         messages=[
@@ -112,3 +125,16 @@ def test_openai_client_non_streaming_and_streaming(server: str) -> None:
     assert streamed == content
     assert chunks[0].model_extra["citations"] == citations  # type: ignore[index]
     assert chunks[-1].choices[0].finish_reason == "stop"
+
+
+def _post(url: str, body: dict) -> dict:  # type: ignore[type-arg]
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+def test_supported_flag_with_the_real_model(server: str) -> None:
+    on_topic = _post(server + "/v1/ask", {"question": "Who bears the burden of proving that consent was obtained?"})
+    assert on_topic["supported"] is True and on_topic["citations"][0]["article"] == "2"
+    off_topic = _post(server + "/v1/ask", {"question": "How do I bake sourdough bread at home?"})
+    assert off_topic["supported"] is False and off_topic["answer"] == "" and off_topic["citations"]

@@ -25,7 +25,7 @@ from .views import health, v1
 DEFAULTS: dict[str, Any] = {
     "INDEX_DIR": "indexes",  # RAG_INDEX_DIR
     "GENERATOR_CHECKPOINT": "",  # RAG_GENERATOR_CHECKPOINT: empty = extractive answers
-    "SUPPORT_THRESHOLD": 0.25,  # RAG_SUPPORT_THRESHOLD: min dense cosine of the best evidence
+    "SUPPORT_THRESHOLD": 0.41,  # RAG_SUPPORT_THRESHOLD: scripts/calibrate_support.py, dev split
     "MAX_CONTENT_LENGTH": 64 * 1024,  # RAG_MAX_BODY_BYTES
     "LOG_LEVEL": "INFO",  # RAG_LOG_LEVEL
     "TORCH_THREADS": 1,  # RAG_TORCH_THREADS: one per worker (latency jumps 10-80x with more)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import numpy.typing as npt
 
@@ -29,8 +31,23 @@ class DenseRetriever(Retriever):
                 "load the same model"
             )
         self.index = build.dense
+        # The same question is embedded again to judge the evidence of an answer: keep recent ones.
+        self.query_vector = lru_cache(maxsize=256)(self._embed)
+
+    def _embed(self, query: str) -> npt.NDArray[np.float32]:
+        vector: npt.NDArray[np.float32] = self.encoder.encode([query])[0]
+        vector.setflags(write=False)  # shared through the cache
+        return vector
 
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
-        vector = self.encoder.encode([query])[0]
-        found = self.index.search(vector, k, mask)
+        found = self.index.search(self.query_vector(query), k, mask)
         return self._hits(found)
+
+    def similarity(self, query: str, passage_ids: list[str]) -> list[float]:
+        """Cosine similarity between the query and each passage (an absolute evidence scale)."""
+        rows = [self.build.position(pid) for pid in passage_ids]
+        known = np.array([r for r in rows if r is not None], dtype=np.int64)
+        if known.size == 0:
+            return []
+        vectors = self.index.index.reconstruct_batch(known)
+        return [float(s) for s in vectors @ self.query_vector(query)]
