@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""HTTP server benchmark: gunicorn on 127.0.0.1 vs the same work done in-process, same run.
+
+For each endpoint and strategy: latency at concurrency 1 (p50/p99, compared with the
+in-process pipeline call on the same questions: the server's overhead), then throughput under
+a bounded load (``--requests`` requests at ``--concurrency``). Questions are the project's
+evaluation questions, cycled. The server is started and stopped by the script.
+
+    .venv/bin/python scripts/bench_server.py [--index indexes] [--requests 200] [--concurrency 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from rag_server.evaluation import load_project_questions
+from rag_server.pipeline import RagPipeline
+
+STRATEGIES = ("bm25", "dense", "hybrid", "hybrid-convex")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Client:
+    """One keep-alive connection per thread, as a real client library would hold."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.local = threading.local()
+
+    def post(self, path: str, body: dict[str, object]) -> float:
+        payload = json.dumps(body)
+        for attempt in (1, 2):
+            conn = getattr(self.local, "conn", None)
+            if conn is None:
+                conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            start = time.perf_counter()
+            try:
+                conn.request("POST", path, payload, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                break
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # The server closed an idle keep-alive connection: reconnect once (untimed).
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
+        elapsed = (time.perf_counter() - start) * 1000
+        if response.status != 200:
+            raise RuntimeError(f"{path} answered {response.status}")
+        return elapsed
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--index", default="indexes")
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads (one worker)")
+    args = parser.parse_args()
+
+    questions = [q.text for q in load_project_questions().queries]
+    port = free_port()
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    env = {**os.environ, "RAG_INDEX_DIR": args.index, "RAG_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(
+        [
+            str(gunicorn),
+            "--workers",
+            "1",
+            "--threads",
+            str(args.threads),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "rag_server.api:create_app()",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("server did not become ready")
+            time.sleep(0.3)
+
+        pipeline = RagPipeline(args.index)  # the in-process baseline, one torch thread like a worker
+        import torch
+
+        torch.set_num_threads(1)
+        client = Client(port)
+        n = min(args.requests, len(questions))
+        print(
+            f"machine: 2 vCPU; gunicorn 1 worker x {args.threads} threads; {n} requests per row; "
+            f"concurrency {args.concurrency} for throughput"
+        )
+        print(
+            "| endpoint | strategy | in-process p50 ms | server p50 ms (c=1) | overhead p50 ms | server p99 ms (c=1) "
+            f"| req/s (c={args.concurrency}) | p50 / p99 ms under load |"
+        )
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        rows = [("/v1/search", s) for s in STRATEGIES] + [("/v1/ask", "hybrid-convex")]
+        for row, (path, strategy) in enumerate(rows):
+
+            def unique(phase: str, row: int = row) -> list[str]:
+                # Query embeddings are cached (LRU) in both processes: a token that matches no
+                # index term makes every request new work, as with real users, and leaves the
+                # ranking unchanged.
+                return [f"{q} zq{row}{phase}{i}" for i, q in enumerate(questions[:n])]
+
+            local = []
+            for q in unique("a"):
+                start = time.perf_counter()
+                if path == "/v1/search":
+                    pipeline.search(q, strategy, 10)
+                else:
+                    pipeline.ask(q, strategy, 3)
+                local.append((time.perf_counter() - start) * 1000)
+            key = "query" if path == "/v1/search" else "question"
+            k = 10 if path == "/v1/search" else 3
+            serial = [client.post(path, {key: q, "strategy": strategy, "k": k}) for q in unique("b")]
+            bodies = [{key: q, "strategy": strategy, "k": k} for q in unique("c")]
+            start = time.perf_counter()
+            with ThreadPoolExecutor(args.concurrency) as pool:
+                loaded = list(pool.map(functools.partial(client.post, path), bodies))
+            wall = time.perf_counter() - start
+            p50_local, p50_server = statistics.median(local), statistics.median(serial)
+            print(
+                f"| {path} | {strategy} | {p50_local:.2f} | {p50_server:.2f} | {p50_server - p50_local:+.2f} "
+                f"| {pct(serial, 99):.2f} | {len(bodies) / wall:.1f} | {pct(loaded, 50):.1f} / {pct(loaded, 99):.1f} |"
+            )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
