@@ -139,7 +139,12 @@ class RagPipeline:
         timings["retrieve"] = (time.perf_counter() - start) * 1000
 
         start = time.perf_counter()
-        prompt = build_prompt(question, hits, self.prompt_budget)
+        budget = self.prompt_budget
+        if self.generator is not None:
+            # Prompt and answer must fit the model's window, or the question falls out of it.
+            max_new_chars = min(max_new_chars, self.generator.block_size // 3)
+            budget = min(budget, self.generator.block_size - max_new_chars - 1)
+        prompt = build_prompt(question, hits, budget)
         timings["prompt"] = (time.perf_counter() - start) * 1000
 
         supported = bool(hits) and self.evidence(question, hits, state) >= self.support_threshold
@@ -169,6 +174,18 @@ class RagPipeline:
             generator_id=getattr(self.generator, "checkpoint_id", None),
             timings_ms=timings,
         )
+
+    def warnings(self) -> list[str]:
+        """Problems that do not stop serving but that an operator must see (on /readyz)."""
+        found = []
+        corpus = self.build.manifest.get("corpus_checksum")
+        trained_on = getattr(self.generator, "corpus_checksum", None)
+        if self.generator is not None and trained_on != corpus:
+            found.append(
+                f"the generator checkpoint was trained on corpus {str(trained_on)[:12]}…, but the index "
+                f"was built from corpus {str(corpus)[:12]}…: retrain it (scripts/train_generator.py)"
+            )
+        return found
 
     def evidence(self, question: str, hits: Sequence[Hit], state: _Served | None = None) -> float:
         """Strength of the best evidence on one absolute scale whatever the strategy: the highest

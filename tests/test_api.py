@@ -208,3 +208,25 @@ def test_schema_strategies_match_the_factory() -> None:
 def test_chat_completions_bad_requests(client, body: dict) -> None:  # type: ignore[no-untyped-def,type-arg]
     r = client.post("/v1/chat/completions", json=body)
     assert r.status_code == 400 and _error(r)["code"] in ("invalid_request", "bad_request")
+
+
+def test_generator_answers_and_stale_checkpoint_warning(built, tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from rag_server.generator import CharTransformer, CharVocab, Generator, GeneratorConfig
+    from rag_server.generator.checkpoint import save_checkpoint
+    from rag_server.pipeline import RagPipeline
+
+    torch.manual_seed(0)
+    vocab = CharVocab.build(["abcdefghijklmnopqrstuvwxyz ÁÉÍÓÚáéíóúãõç.,:?[]()\n0123456789-ABCDEFGHIJKLMNOPQRSTUVWXYZ"])
+    model = CharTransformer(GeneratorConfig(vocab_size=len(vocab), block_size=256, n_layer=1, n_head=2, n_embd=16))
+    path = save_checkpoint(tmp_path / "gen.pt", model, vocab, corpus_checksum="0" * 64, metrics={})
+    generator = Generator.load(path)
+    pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, generator=generator)
+    client = create_app({"PIPELINE": pipeline}).test_client()
+    body = client.post("/v1/ask", json={"question": "consentimento do titular", "max_new_chars": 500}).get_json()
+    assert body["generator_id"] == generator.checkpoint_id and body["message"] is None
+    assert len(body["prompt"]) <= 256 - 256 // 3 - 1  # prompt + answer fit the model's window
+    ready = client.get("/readyz").get_json()
+    assert ready["generator"] == generator.checkpoint_id
+    assert len(ready["warnings"]) == 1 and "retrain" in ready["warnings"][0]

@@ -120,7 +120,12 @@ def readyz() -> ResponseReturnValue:
     if found is None:
         error = current_app.extensions.get("rag_load_error") or "no index build is loaded"
         return jsonify(status="not_ready", reason=error), 503
-    return jsonify(status="ready", build_id=found.build.build_id, generator=found.generator is not None)
+    return jsonify(
+        status="ready",
+        build_id=found.build.build_id,
+        generator=getattr(found.generator, "checkpoint_id", None),
+        warnings=found.warnings(),
+    )
 
 
 @v1.post("/admin/reload")
