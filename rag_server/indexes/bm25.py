@@ -47,7 +47,9 @@ def okapi_idf(doc_freq: npt.NDArray[np.int64], n_docs: int, epsilon: float) -> n
     return idf
 
 
-class BM25Index:
+class BM25Index(sparse.PostingsIndex):
+    """``get_scores`` returns what ``BM25Okapi.get_scores`` would, for every passage."""
+
     kind = "bm25"
 
     def __init__(self, matrix: sparse.TermMatrix, params: BM25Params, weights: sparse.FloatArray) -> None:
@@ -72,22 +74,11 @@ class BM25Index:
         norm = p.k1 * (1 - p.b + p.b * dl / avgdl) if avgdl else np.full_like(tf, p.k1)
         return (posting_idf * tf * (p.k1 + 1) / (tf + norm)).astype(np.float32)
 
-    def __len__(self) -> int:
-        return self.matrix.n_docs
-
-    def get_scores(self, query_terms: Sequence[str]) -> npt.NDArray[np.float64]:
-        """BM25 score of every passage, as ``BM25Okapi.get_scores`` would return it."""
-        return self._accumulate(query_terms).scores
-
     def _accumulate(self, query_terms: Sequence[str]) -> sparse.Accumulated:
+        # Repeated query terms count again, as in rank_bm25's get_scores.
         m = self.matrix
         rows = sparse.query_term_weights(m.vocab, query_terms)
         return sparse.accumulate(m.indptr, m.doc_ids, self.weights, rows, m.n_docs)
-
-    def search(
-        self, query_terms: Sequence[str], k: int, mask: npt.NDArray[np.bool_] | None = None
-    ) -> sparse.ScoredPassages:
-        return sparse.top_k(self._accumulate(query_terms), k, mask)
 
     def save(self, directory: Path) -> None:
         m = self.matrix

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from ..errors import IndexLoadError
 from . import sparse
@@ -18,7 +17,7 @@ from . import sparse
 VERSION = 1
 
 
-class KeywordIndex:
+class KeywordIndex(sparse.PostingsIndex):
     kind = "keyword"
 
     def __init__(self, matrix: sparse.TermMatrix) -> None:
@@ -29,22 +28,11 @@ class KeywordIndex:
     def build(cls, corpus_tokens: Sequence[Sequence[str]]) -> KeywordIndex:
         return cls(sparse.TermMatrix.from_tokens(corpus_tokens))
 
-    def __len__(self) -> int:
-        return self.matrix.n_docs
-
-    def get_scores(self, query_terms: Sequence[str]) -> npt.NDArray[np.float64]:
-        """Distinct query terms shared with each passage, for every passage."""
-        return self._accumulate(query_terms).scores
-
     def _accumulate(self, query_terms: Sequence[str]) -> sparse.Accumulated:
+        # Each distinct query term counts once, whatever its frequency in query or passage.
         rows = {row: 1 for row in sparse.query_term_weights(self.matrix.vocab, query_terms)}
         m = self.matrix
         return sparse.accumulate(m.indptr, m.doc_ids, self._ones, rows, m.n_docs)
-
-    def search(
-        self, query_terms: Sequence[str], k: int, mask: npt.NDArray[np.bool_] | None = None
-    ) -> sparse.ScoredPassages:
-        return sparse.top_k(self._accumulate(query_terms), k, mask)
 
     def save(self, directory: Path) -> None:
         m = self.matrix

@@ -7,6 +7,7 @@ is a gather of a few posting lists plus one ``np.bincount`` over the passage axi
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,6 +113,27 @@ def top_k(found: Accumulated, k: int, mask: npt.NDArray[np.bool_] | None) -> Sco
     order = np.lexsort((candidates, -scores[candidates]))[:k]
     chosen = candidates[order]
     return ScoredPassages(chosen.astype(np.int64), scores[chosen].astype(np.float32))
+
+
+class PostingsIndex(ABC):
+    """Shared query side of the keyword and BM25 indexes: score by summing posting weights."""
+
+    matrix: TermMatrix
+
+    def __len__(self) -> int:
+        return self.matrix.n_docs
+
+    @abstractmethod
+    def _accumulate(self, query_terms: Sequence[str]) -> Accumulated:
+        """Scores of every passage for these (analysed) query terms."""
+
+    def get_scores(self, query_terms: Sequence[str]) -> npt.NDArray[np.float64]:
+        """The score of every passage, in passage order."""
+        return self._accumulate(query_terms).scores
+
+    def search(self, query_terms: Sequence[str], k: int, mask: npt.NDArray[np.bool_] | None = None) -> ScoredPassages:
+        """The ``k`` best passages (among those ``mask`` allows) holding a query term."""
+        return top_k(self._accumulate(query_terms), k, mask)
 
 
 # --------------------------------------------------------------------------- persistence

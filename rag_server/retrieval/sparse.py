@@ -6,38 +6,32 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import IndexLoadError
-from ..indexes import BM25Index, KeywordIndex
+from ..indexes.sparse import PostingsIndex
 from ..loader import IndexBuild
 from .base import Hit, Retriever
 
 
-class KeywordRetriever(Retriever):
+class _PostingsRetriever(Retriever):
+    """Ranks with the build's index named :attr:`name` (an attribute of ``IndexBuild``)."""
+
+    def __init__(self, build: IndexBuild, query_language: str | None = None) -> None:
+        super().__init__(build, query_language)
+        index: PostingsIndex | None = getattr(build, self.name)
+        if index is None:
+            raise IndexLoadError(build.path / self.name, f"this build has no {self.name} index")
+        self.index = index
+
+    def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
+        return self._hits(self.index.search(terms, k, mask))
+
+
+class KeywordRetriever(_PostingsRetriever):
     """Ranks passages by how many distinct query terms they share (ties: corpus order)."""
 
     name = "keyword"
 
-    def __init__(self, build: IndexBuild, query_language: str | None = None) -> None:
-        super().__init__(build, query_language)
-        if build.keyword is None:
-            raise IndexLoadError(build.path / "keyword", "this build has no keyword index")
-        self.index: KeywordIndex = build.keyword
 
-    def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
-        found = self.index.search(terms, k, mask)
-        return self._hits(found)
-
-
-class BM25Retriever(Retriever):
+class BM25Retriever(_PostingsRetriever):
     """Okapi BM25 with the build's parameters."""
 
     name = "bm25"
-
-    def __init__(self, build: IndexBuild, query_language: str | None = None) -> None:
-        super().__init__(build, query_language)
-        if build.bm25 is None:
-            raise IndexLoadError(build.path / "bm25", "this build has no BM25 index")
-        self.index: BM25Index = build.bm25
-
-    def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
-        found = self.index.search(terms, k, mask)
-        return self._hits(found)
