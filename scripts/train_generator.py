@@ -66,6 +66,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay to lr/10)")
     parser.add_argument("--warmup", type=int, default=100, help="linear warm-up steps (at most steps/10)")
     parser.add_argument("--weight-decay", type=float, default=0.1)
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop after this much training (0: none)")
     parser.add_argument("--synthetic-ratio", type=float, default=0.9, help="share of synthetic copy drills")
     parser.add_argument("--val-fraction", type=float, default=0.05, help="share of passages held out")
     parser.add_argument("--eval-interval", type=int, default=250, help="steps between validation runs")
@@ -199,7 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     smoothed: float | None = None
     history: list[dict[str, float]] = []
     progress = tqdm(range(args.steps), desc="train", unit="step", dynamic_ncols=True)
+    deadline = time.monotonic() + args.max_minutes * 60 if args.max_minutes else None
+    steps_done = 0
     for step in progress:
+        if deadline is not None and time.monotonic() > deadline:
+            progress.write(f"time budget of {args.max_minutes} min reached after {step} steps")
+            break
+        steps_done = step + 1
         started = time.perf_counter()
         lr = lr_at(step, args.steps, args.lr, warmup)
         for group in optimizer.param_groups:
@@ -228,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress.close()
 
     scores = validate()
-    history.append({"step": args.steps, **scores})
+    history.append({"step": steps_done, **scores})
     n_gen = max(0, min(args.eval_generate, args.eval_examples))
     metrics: dict[str, object] = {
         **scores,
@@ -239,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train_chars_per_s": train_chars / train_seconds,
         "train_answer_chars_per_s": answer_chars / train_seconds,
         "train_seconds": train_seconds,
-        "steps": args.steps,
+        "steps": steps_done,
         "batch_size": args.batch_size,
         "lr": args.lr,
         "synthetic_ratio": args.synthetic_ratio,
