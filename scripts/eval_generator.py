@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Generator benchmarks (issue 4), measured in one run:
+
+1. Validation bits per answer character of the checkpoint vs a character-bigram model counted
+   on training examples of the same builder and split (target ≤ 0.6× the bigram's).
+2. On the evaluation questions (``--split``): the served pipeline retrieves (default strategy),
+   builds the prompt sized to the model's window and generates greedily. Groundedness = share
+   of answer words of ≥ 4 letters that occur in the context (target ≥ 0.8); key sentence =
+   share of answers covering ≥ 80% of the words of one sentence of a grade-2 passage.
+3. Sampling latency for 200 characters with and without the KV cache (median of repeats).
+
+    .venv/bin/python scripts/eval_generator.py --checkpoint rag_server/generator/checkpoints/generator.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import re
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from rag_server.analysis import fold
+from rag_server.evaluation import load_project_questions, resolve_qrels
+from rag_server.generator import Generator
+from rag_server.generator.data import ExampleBuilder, ExampleStream, load_passages, sentences, split_passages
+from rag_server.pipeline import RagPipeline
+from rag_server.prompt import build_prompt
+
+_WORD = re.compile(r"[^\W\d_]{4,}")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(fold(text))
+
+
+@torch.no_grad()
+def answer_bits(gen: Generator, examples: list) -> tuple[float, float]:  # type: ignore[type-arg]
+    """(generator, bigram) bits per answer character on ``examples``; the bigram is fitted here."""
+    from rag_server.generator.data import collate
+    from rag_server.generator.model import IGNORE_INDEX
+
+    total, count = 0.0, 0
+    for start in range(0, len(examples), 16):
+        x, y = collate(examples[start : start + 16], gen.vocab)
+        logits, _ = gen.model(x)
+        total += torch.nn.functional.cross_entropy(
+            logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+        ).item()
+        count += int((y != IGNORE_INDEX).sum().item())
+    return total / count / math.log(2), float(count)
+
+
+def bigram_bits(train_texts: list[str], examples: list, vocab_size: int, alpha: float = 0.1) -> float:  # type: ignore[type-arg]
+    pairs: Counter[tuple[str, str]] = Counter()
+    firsts: Counter[str] = Counter()
+    for text in train_texts:
+        for a, b in itertools.pairwise(text):
+            pairs[(a, b)] += 1
+            firsts[a] += 1
+    bits, n = 0.0, 0
+    for e in examples:
+        text = e.text
+        for j in range(len(e.prompt), len(text)):  # the answer characters, as for the generator
+            a, b = text[j - 1], text[j]
+            p = (pairs[(a, b)] + alpha) / (firsts[a] + alpha * vocab_size)
+            bits -= math.log2(p)
+            n += 1
+    return bits / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--index", default="indexes")
+    parser.add_argument("--corpus", default="corpus")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--questions", type=int, default=60)
+    parser.add_argument("--val-examples", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1337, help="the training run's seed (same split)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    gen = Generator.load(args.checkpoint)
+    passages = load_passages(Path(args.corpus))
+    train_p, val_p = split_passages(passages, 0.05, args.seed)
+    val = ExampleStream(ExampleBuilder(val_p, gen.block_size), 0.0, args.seed + 1).take(args.val_examples)
+    train = ExampleStream(ExampleBuilder(train_p, gen.block_size), 0.0, args.seed).take(3000)
+    gen_bpc, n_chars = answer_bits(gen, val)
+    big_bpc = bigram_bits([e.text for e in train], val, len(gen.vocab))
+    print(
+        f"validation (real examples, {int(n_chars)} answer chars): generator {gen_bpc:.3f} bits/char, "
+        f"char bigram {big_bpc:.3f} bits/char, ratio {gen_bpc / big_bpc:.2f} (target ≤ 0.6)"
+    )
+
+    pipeline = RagPipeline(args.index, generator=gen)
+    evalset = load_project_questions().split(args.split)
+    qrels = resolve_qrels(evalset, pipeline.build.passages)
+    by_id = {p.id: p for p in pipeline.build.passages}
+    grounded, key_hits, latencies = [], 0, []
+    queries = evalset.queries[: args.questions]
+    for q in queries:
+        hits = pipeline.retriever(None).search(q.text, k=3)
+        prompt = build_prompt(q.text, hits, gen.block_size - 200 - 1)
+        start = time.perf_counter()
+        answer = gen.complete(prompt.text, max_new_chars=200).strip()
+        latencies.append((time.perf_counter() - start) * 1000)
+        context = set(words(" ".join(c.text for c in prompt.citations)))
+        aw = words(answer)
+        grounded.append(sum(w in context for w in aw) / len(aw) if aw else 0.0)
+        key = [set(words(s)) for pid, g in qrels[q.id].items() if g == 2 for s in sentences(by_id[pid].text)]
+        if any(s and len(s & set(aw)) / len(s) >= 0.8 for s in key):
+            key_hits += 1
+    print(
+        f"{args.split} questions: {len(queries)}; groundedness {statistics.mean(grounded):.3f} (target ≥ 0.8); "
+        f"key sentence reproduced {key_hits / len(queries):.3f}; "
+        f"greedy answer p50 {statistics.median(latencies):.0f} ms"
+    )
+
+    first = queries[0].text
+    prompt = build_prompt(first, pipeline.retriever(None).search(first, k=3), gen.block_size - 201)
+    ids = torch.tensor([gen.vocab.encode(prompt.text)])
+    timing = {}
+    for use_cache in (True, False):
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            gen.model.generate(ids, 200, temperature=0.0, use_cache=use_cache)
+            runs.append((time.perf_counter() - start) * 1000)
+        timing[use_cache] = statistics.median(runs)
+    print(
+        f"sampling 200 chars (prompt {len(prompt.text)} chars, 1 thread): with KV cache {timing[True]:.0f} ms, "
+        f"without {timing[False]:.0f} ms ({timing[False] / timing[True]:.1f}x)"
+    )
+    print(json.dumps({"checkpoint_metrics": {k: v for k, v in gen.metrics.items() if k != "history"}}, default=str))
+
+
+if __name__ == "__main__":
+    main()
