@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 import uuid
 from collections import Counter
@@ -133,8 +134,6 @@ def build_index(
         except BaseException:
             # Nothing was switched; remove the partial build (a SIGKILL leaves it as debris
             # that the next build clears).
-            import shutil
-
             shutil.rmtree(temp, ignore_errors=True)
             raise
         catalog.prune(config.keep_builds)
@@ -193,9 +192,7 @@ def _write_indexes(
         dense = stages.run("dense", lambda: DenseIndex.build(vectors, enc.name, config.dense_kind))
         dense.save(out / "dense")
         if cache.dirty:
-            from .embedding import text_key
-
-            cache.save(keep={text_key(t) for t in texts} | _recent_keys(cache))
+            cache.save()
         manifest["embedding"] = {
             "model": enc.name,
             "model_checksum": enc.checksum,
@@ -206,12 +203,6 @@ def _write_indexes(
         }
         hook("dense")
     return manifest, encoded
-
-
-def _recent_keys(cache: EmbeddingCache) -> set[bytes]:
-    # Keep the whole cache while it is small: switching back to an earlier corpus version
-    # (a rollback, an undone edit) then costs no re-embedding.
-    return set(cache._rows) if len(cache) <= 200_000 else set()
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any], stages: _Stages) -> None:

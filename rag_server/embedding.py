@@ -172,7 +172,9 @@ class EmbeddingCache:
         return out, len(missing)
 
     def save(self, keep: set[bytes] | None = None) -> None:
-        """Write atomically; ``keep`` limits the cache to the keys still in use."""
+        """Write atomically. The whole cache is kept by default, so returning to an earlier
+        corpus version (a rollback, an undone edit) costs no re-embedding; ``keep`` limits it
+        to the given keys."""
         rows = self._rows if keep is None else {k: v for k, v in self._rows.items() if k in keep}
         table = np.empty(len(rows), np.dtype([("key", "S64"), ("vector", "<f4", (self.dimension or 0,))]))
         for i, (key, vector) in enumerate(rows.items()):
