@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 INDEX  ?= indexes
 CORPUS ?= corpus
 
-.PHONY: install run ask index rebuild test lint typecheck unit learn clean
+.PHONY: install run ask index rebuild test lint typecheck unit browser learn clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,11 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install
+# Debian's Chromium for the browser test (tests/test_web.py drives it with Playwright; no browser download).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+unit: install browser
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit

@@ -1,24 +1,11 @@
-"""The real thing: gunicorn serving the app on 127.0.0.1, started and stopped by the test."""
+"""The real thing: gunicorn serving the app on 127.0.0.1 (fixture `server` in conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -27,55 +14,6 @@ def _get(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
-
-
-FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@pytest.fixture(scope="module")
-def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fixture corpus built with the real bundled embedding model, as a server would use."""
-    from rag_server.build import BuildConfig, build_index
-
-    root = tmp_path_factory.mktemp("real-index")
-    build_index(BuildConfig([FIXTURES / "corpus"], root, progress=False))
-    return root
-
-
-@pytest.fixture(scope="module")
-def server(real_index: Path):  # type: ignore[no-untyped-def]
-    port = _free_port()
-    env = {**os.environ, "RAG_INDEX_DIR": str(real_index), "RAG_LOG_LEVEL": "WARNING"}
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen(
-        [
-            str(gunicorn),
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "rag_server.api:create_app()",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if _get(base + "/healthz")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("gunicorn did not start: " + (proc.stderr.read() or b"").decode()[-2000:] if proc.stderr else "")
-    yield base
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
 
 
 def test_gunicorn_serves_search_and_ask(server: str) -> None:

@@ -17,6 +17,7 @@ from flask import Flask, Response, g, request
 
 from ..errors import RagServerError
 from ..pipeline import RagPipeline
+from ..web import web
 from . import errors, logs
 from .chat import chat
 from .metrics import Metrics
@@ -75,6 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(v1)
     app.register_blueprint(health)
     app.register_blueprint(chat)
+    app.register_blueprint(web)
 
     @app.before_request
     def _start() -> None:

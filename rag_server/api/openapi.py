@@ -155,7 +155,15 @@ def openapi_document() -> dict[str, Any]:
                             "description": "A chat.completion object (or an SSE stream when stream is true)",
                             "content": {
                                 "application/json": {"schema": {"type": "object", "required": ["id", "choices"]}},
-                                "text/event-stream": {"schema": {"type": "string"}},
+                                # Server-sent events: each event's data is a JSON chat.completion.chunk,
+                                # the last one the literal [DONE].
+                                "text/event-stream": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["data"],
+                                        "properties": {"data": {"type": "string"}},
+                                    }
+                                },
                             },
                         },
                         **_errors(400, 413, 415, 503),

@@ -1,0 +1,210 @@
+"""The web page end to end: Debian's headless Chromium, driven by Playwright, against gunicorn.
+
+The browser is the system one (``/usr/bin/chromium``, installed by ``make browser``); Playwright
+never downloads one. Screenshots are kept in ``artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("RAG_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+README_SCREENSHOT = ROOT / "docs" / "screenshot.png"
+ON_TOPIC = "Who bears the burden of proving that consent was obtained?"
+OFF_TOPIC = "How do I bake sourdough bread at home?"
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    # A missing browser or driver is a broken setup, not a reason to skip: fail and say how to fix it.
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`make browser`, or apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright package is missing: .venv/bin/pip install -e '.[dev]' (never `playwright install`)")
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def warm_server(server: str) -> str:
+    """One question first, so the model is warm and the screenshots show typical timings."""
+    body = json.dumps({"question": ON_TOPIC}).encode()
+    request = urllib.request.Request(server + "/v1/ask", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as r:
+        assert r.status == 200
+    return server
+
+
+@pytest.fixture
+def page(browser: Any, warm_server: str) -> Iterator[Any]:
+    """A fresh English page (its own context: no stored language choice) with the strategies loaded."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1200, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    # Anything not on the test server is refused: the page must not need another origin.
+    context.route(lambda url: not url.startswith(warm_server), lambda route: route.abort())
+    p = context.new_page()
+    p.console_errors = []  # type: ignore[attr-defined]
+    p.on("console", lambda m: p.console_errors.append(m.text) if m.type == "error" else None)  # type: ignore[attr-defined]
+    p.goto(warm_server + "/")
+    p.wait_for_selector("#strategy option:checked", state="attached")
+    yield p
+    context.close()
+
+
+def _shot(page: Any, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _ask(page: Any, question: str) -> None:
+    page.fill("#question", question)
+    page.click("#submit")
+    page.wait_for_selector("#result:not([hidden]), #error:not([hidden])")
+
+
+def test_answer_with_citations_prompt_and_build_id(page: Any) -> None:
+    assert page.input_value("#strategy") == "hybrid-convex"  # the server's default strategy
+    assert page.locator("#strategy option").count() == 5
+    _ask(page, ON_TOPIC)
+    assert page.is_hidden("#error"), page.text_content("#error")
+    assert page.is_hidden("#unsupported")
+    answer = page.text_content("#answer") or ""
+    assert answer.strip() and answer != "(no answer)"
+
+    citations = page.locator("#citations li.citation")
+    assert citations.count() >= 1
+    first = citations.nth(0)
+    summary = first.locator("summary").inner_text()
+    assert summary.startswith("[1] ") and " — " in summary and summary.endswith(")")
+    passage = first.locator("blockquote.passage")
+    assert not passage.is_visible()  # collapsed until clicked
+    first.locator("summary").click()
+    assert passage.is_visible() and len(passage.inner_text().strip()) > 20
+
+    assert page.locator("#prompt-details").count() == 1
+    assert not page.is_visible("#prompt")
+    page.click("#prompt-details summary")
+    prompt = page.inner_text("#prompt")
+    assert ON_TOPIC in prompt and "[1]" in prompt
+
+    build_id = page.text_content("#build-id") or ""
+    assert build_id.strip()
+    assert build_id in (page.text_content("#server-state") or "")
+    assert " ms" in (page.text_content("#timings") or "")
+    assert page.console_errors == []
+    shot = _shot(page, "answer-en")
+    if not README_SCREENSHOT.exists() or os.environ.get("RAG_UPDATE_SCREENSHOT"):
+        README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, README_SCREENSHOT)
+
+
+def test_empty_question_shows_validation_and_sends_nothing(page: Any) -> None:
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/v1/ask" in r.url else None)
+    page.fill("#question", "   ")
+    page.click("#submit")
+    page.wait_for_selector("#question-error:not([hidden])")
+    assert page.text_content("#question-error") == "Please type a question."
+    assert page.get_attribute("#question", "aria-invalid") == "true"
+    page.wait_for_timeout(300)
+    assert asked == []
+    assert page.is_hidden("#result")
+    _shot(page, "validation-en")
+
+
+def test_switch_the_page_language(page: Any) -> None:
+    assert page.inner_text("#submit") == "Ask"
+    assert page.get_attribute("html", "lang") == "en"
+    page.click("button[data-ui-lang='pt']")
+    assert page.inner_text("#submit") == "Perguntar"
+    assert page.inner_text("label[for='question']") == "Pergunta"
+    assert page.inner_text("label[for='lang']") == "Idioma dos trechos"
+    assert page.get_attribute("html", "lang") == "pt-BR"
+    assert page.get_attribute("button[data-ui-lang='pt']", "aria-pressed") == "true"
+    # The passage-language selector is separate from the page language: still "any".
+    assert page.input_value("#lang") == ""
+    page.click("#submit")
+    assert page.text_content("#question-error") == "Digite uma pergunta."
+    _ask(page, "Quem prova que o consentimento foi obtido?")
+    assert page.inner_text("#citations-heading") == "Citações"
+    _shot(page, "answer-pt")
+    # The choice is remembered, and switching back re-labels the shown result.
+    page.reload()
+    page.wait_for_selector("#strategy option:checked", state="attached")
+    assert page.inner_text("#submit") == "Perguntar"
+    page.click("button[data-ui-lang='en']")
+    assert page.inner_text("#submit") == "Ask"
+
+
+def test_portuguese_browser_gets_portuguese_labels(browser: Any, server: str) -> None:
+    context = browser.new_context(locale="pt-BR")
+    try:
+        p = context.new_page()
+        p.goto(server + "/")
+        p.wait_for_selector("#strategy option:checked", state="attached")
+        assert p.inner_text("#submit") == "Perguntar"
+        assert "(padrão)" in p.inner_text("#strategy option:checked")
+    finally:
+        context.close()
+
+
+def test_off_topic_question_shows_the_unsupported_notice(page: Any) -> None:
+    _ask(page, OFF_TOPIC)
+    assert page.is_visible("#unsupported")
+    notice = page.inner_text("#unsupported")
+    assert "Not supported by the evidence." in notice
+    assert "enough evidence" in notice  # the server's own message
+    assert page.inner_text("#answer") == "(no answer)"
+    assert page.inner_text("#citations-heading") == "Closest passages"
+    _shot(page, "unsupported-en")
+
+
+def test_api_errors_are_shown_inline(page: Any) -> None:
+    # A question over the server's limit (the textarea caps typing, so set the value directly).
+    page.eval_on_selector("#question", "(el) => { el.removeAttribute('maxlength'); el.value = 'x'.repeat(2500); }")
+    page.click("#submit")
+    page.wait_for_selector("#error:not([hidden])")
+    text = page.inner_text("#error")
+    assert "400" in text and "invalid_request" in text and "question" in text
+    assert page.is_hidden("#result")
+    _shot(page, "error-en")
+
+
+def test_page_is_self_contained(server: str) -> None:
+    with urllib.request.urlopen(server + "/", timeout=10) as r:
+        html = r.read().decode()
+        assert r.headers["Content-Type"].startswith("text/html")
+        assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+    assert "http://" not in html and "https://" not in html
+    for asset in ("web/app.js", "web/style.css"):
+        assert asset in html
+        with urllib.request.urlopen(f"{server}/{asset}", timeout=10) as r:
+            assert r.status == 200
+            body = r.read().decode()
+        assert "http://" not in body and "https://" not in body and "@import" not in body
