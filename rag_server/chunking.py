@@ -52,9 +52,11 @@ class Passage:
 
     @property
     def citation(self) -> str:
-        """Where the passage comes from, as a lawyer would cite it."""
+        """Where the passage comes from, as a lawyer would cite it (for other documents: the
+        title and the section heading, so a reader can find the passage)."""
         if self.article is None:
-            return self.title
+            heading = self.section.split(" › ")[-1] if self.section else ""
+            return f"{self.title} › {heading}" if heading and heading != self.title else self.title
         art = f"Art. {self.article}" + (f", {self.provision}" if self.provision else "")
         return f"{self.source}, {art}"
 

@@ -17,11 +17,10 @@ from typing import Any
 
 from .embedding import Encoder
 from .loader import IndexBuild
-from .prompt import Citation, build_prompt
+from .prompt import DEFAULT_BUDGET, Citation, build_prompt
 from .retrieval import DEFAULT_STRATEGY, Hit, Retriever, make_retriever
 from .retrieval.base import Filters, check_k
 
-DEFAULT_PROMPT_BUDGET = 560  # characters: the generator's 768-character window minus the answer
 
 STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
     "keyword": "distinct query terms shared with the passage",
@@ -69,7 +68,7 @@ class RagPipeline:
         encoder: Encoder | None = None,
         generator: Any | None = None,
         support_threshold: float = 0.0,
-        prompt_budget: int = DEFAULT_PROMPT_BUDGET,
+        prompt_budget: int = DEFAULT_BUDGET,
     ) -> None:
         self.index_root = Path(index_root)
         self._encoder = encoder
@@ -141,7 +140,8 @@ class RagPipeline:
         start = time.perf_counter()
         budget = self.prompt_budget
         if self.generator is not None:
-            # Prompt and answer must fit the model's window, or the question falls out of it.
+            # Prompt and answer must fit the model's window, or the question falls out of it
+            # (without a generator the prompt is only shown, so it may hold more passages).
             max_new_chars = min(max_new_chars, self.generator.block_size // 3)
             budget = min(budget, self.generator.block_size - max_new_chars - 1)
         prompt = build_prompt(question, hits, budget)
