@@ -67,9 +67,13 @@ class IndexCatalog:
         return sorted(p.name for p in self.builds_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def debris(self) -> list[Path]:
-        if not self.builds_dir.is_dir():
-            return []
-        return sorted(p for p in self.builds_dir.iterdir() if p.name.startswith(TMP_PREFIX))
+        """What interrupted builds leave: partial build directories and unswitched pointers."""
+        found = []
+        if self.builds_dir.is_dir():
+            found += [p for p in self.builds_dir.iterdir() if p.name.startswith(TMP_PREFIX)]
+        if self.root.is_dir():
+            found += [p for p in self.root.iterdir() if p.name.startswith(f"CURRENT.{TMP_PREFIX}")]
+        return sorted(found)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -88,7 +92,10 @@ class IndexCatalog:
     def new_temp_dir(self, build_id: str) -> Path:
         """Called under the lock: removes what crashed builds left, then makes a fresh dir."""
         for stale in self.debris():
-            shutil.rmtree(stale, ignore_errors=True)
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
         path = self.builds_dir / f"{TMP_PREFIX}{build_id}"
         path.mkdir(parents=True)
         return path

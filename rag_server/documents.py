@@ -86,6 +86,9 @@ def parse_markdown(text: str, path: Path, rel: str) -> Document:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 2}" if where is not None else ""
         raise CorpusError(path, f"malformed front matter{line}") from None
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # PyYAML parses but cannot construct some values ("date: 2024-13-01", "!!int x").
+        raise CorpusError(path, f"malformed front matter: {type(exc).__name__}: {str(exc)[:120]}") from None
     if not isinstance(meta, dict):
         raise CorpusError(path, "malformed front matter: expected 'key: value' lines")
     body = text[match.end() :]
@@ -156,9 +159,13 @@ def read_beir_corpus(path: Path, language: str = "en") -> Iterator[Document]:
         try:
             row = json.loads(line)
             doc_id, body = str(row["_id"]), str(row.get("text") or "")
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise CorpusError(path, f"line {lineno}: not a BEIR record with '_id' and 'text'") from None
         title = str(row.get("title") or "").strip()
+        try:  # JSON escapes can encode lone surrogates, which are not text
+            (doc_id + title + body).encode("utf-8")
+        except UnicodeEncodeError:
+            raise CorpusError(path, f"line {lineno}: invalid Unicode (a lone surrogate escape)") from None
         yield Document(
             id=doc_id,
             title=title or doc_id,

@@ -21,7 +21,6 @@ from .prompt import DEFAULT_BUDGET, Citation, build_prompt
 from .retrieval import DEFAULT_STRATEGY, Hit, Retriever, make_retriever
 from .retrieval.base import Filters, check_k
 
-
 STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
     "keyword": "distinct query terms shared with the passage",
     "bm25": "Okapi BM25 (scores identical to rank_bm25's BM25Okapi)",

@@ -143,3 +143,16 @@ def test_beir_corpus(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"title": "no id"}) + "\n")
     with pytest.raises(CorpusError, match="line 1"):
         list(read_beir_corpus(bad))
+
+
+def test_beir_lone_surrogate_is_a_corpus_error(tmp_path: Path) -> None:
+    bad = tmp_path / "corpus.jsonl"
+    bad.write_text('{"_id": "d1", "text": "GPU \\ud800 memory"}\n')
+    with pytest.raises(CorpusError, match="line 1: invalid Unicode"):
+        list(read_beir_corpus(bad))
+
+
+def test_unconstructible_front_matter_is_a_corpus_error(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("---\nid: a\ndate: 2024-13-01\n---\nbody\n")
+    with pytest.raises(CorpusError, match="a.md: malformed front matter"):
+        load_corpus([tmp_path])
