@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",  # RAG_LOG_LEVEL
     "TORCH_THREADS": 1,  # RAG_TORCH_THREADS: one per worker (latency jumps 10-80x with more)
     "ADMIN_TOKEN": "",  # RAG_ADMIN_TOKEN: bearer token of /v1/admin/reload; empty disables it
+    "RATE_LIMIT": "",  # RAG_RATE_LIMIT: per-client limit such as "60/minute"; empty = off
 }
 _ENV = {
     "INDEX_DIR": ("RAG_INDEX_DIR", str),
@@ -40,6 +41,7 @@ _ENV = {
     "LOG_LEVEL": ("RAG_LOG_LEVEL", str),
     "TORCH_THREADS": ("RAG_TORCH_THREADS", int),
     "ADMIN_TOKEN": ("RAG_ADMIN_TOKEN", str),
+    "RATE_LIMIT": ("RAG_RATE_LIMIT", str),
 }
 
 
@@ -77,6 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health)
     app.register_blueprint(chat)
     app.register_blueprint(web)
+    _rate_limit(app, health)
 
     @app.before_request
     def _start() -> None:
@@ -106,6 +109,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return response
 
     return app
+
+
+def _rate_limit(app: Flask, exempt: Any) -> None:
+    """Optional per-client-address limit (Flask-Limiter, in-memory, so per worker process).
+    Health, readiness and metrics stay exempt for probes; a 429 goes through the JSON
+    HTTPException handler in errors.py like any other HTTP error."""
+    limit = str(app.config.get("RATE_LIMIT") or "").strip()
+    if not limit:
+        return
+    from flask_limiter import Limiter
+    from flask_limiter.util import get_remote_address
+
+    limiter = Limiter(get_remote_address, app=app, default_limits=[limit], storage_uri="memory://")
+    limiter.exempt(exempt)
+    app.extensions["rag_limiter"] = limiter
 
 
 def _make_pipeline(config: dict[str, Any]) -> RagPipeline:

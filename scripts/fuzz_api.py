@@ -1,0 +1,169 @@
+"""Fuzz the HTTP API from its OpenAPI document against a real gunicorn server.
+
+1. Builds tests/fixtures/corpus with the real default embedding model into a temporary root.
+2. Starts gunicorn (1 worker, 4 threads) on 127.0.0.1 on a free port.
+3. Loads the schema with ``schemathesis.openapi.from_url(<server>/openapi.json)`` and, for every
+   operation, runs up to --examples hypothesis-generated cases over real HTTP with the same
+   checks as tests/test_openapi.py: every schemathesis check (no 5xx, status code, content type,
+   headers and body conform to the document) except ``positive_data_acceptance`` (a schema-valid
+   query can still be stop words only, which the API rightly refuses with 400 empty_query).
+
+Prints the cases run per operation and every failure. Exit status 1 on any failure, or if fewer
+than --min-total cases ran in total.
+
+Usage:
+    .venv/bin/python scripts/fuzz_api.py [--examples 250] [--min-total 1000] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+import schemathesis
+from hypothesis import HealthCheck, given, seed, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from rag_server.build import BuildConfig, build_index  # noqa: E402
+
+CORPUS = ROOT / "tests" / "fixtures" / "corpus"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(index_root: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "RAG_INDEX_DIR": str(index_root), "RAG_LOG_LEVEL": "WARNING"}
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    command = [str(gunicorn), "--workers", "1", "--threads", "4", "--bind", f"127.0.0.1:{port}"]
+    return subprocess.Popen(
+        [*command, "rag_server.api:create_app()"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=5) as r:
+                return str(json.loads(r.read())["build_id"])
+        except (OSError, ValueError):
+            time.sleep(0.2)
+    detail = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr and proc.poll() is not None else ""
+    raise RuntimeError("gunicorn did not become ready: " + detail)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def make_test(operation, label, base, args, counts, statuses):  # type: ignore[no-untyped-def]
+    """A hypothesis test over one operation's generated cases (same checks as tests/test_openapi.py)."""
+
+    @seed(args.seed)
+    @given(case=operation.as_strategy())
+    @settings(max_examples=args.examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def conforms(case) -> None:  # type: ignore[no-untyped-def]
+        counts[label] += 1
+        response = case.call_and_validate(base_url=base, excluded_checks=[positive_data_acceptance])
+        statuses[label][response.status_code] = statuses[label].get(response.status_code, 0) + 1
+        assert response.status_code < 500, f"HTTP {response.status_code}"
+
+    return conforms
+
+
+def describe(exc: BaseException) -> str:
+    """The exception and, for groups (hypothesis FlakyFailure, several checks failing), each member."""
+    text = f"{type(exc).__name__}: {exc}"
+    for sub in getattr(exc, "exceptions", ()) or ():
+        text += "\n  " + describe(sub).replace("\n", "\n  ")
+    return text
+
+
+def fuzz(base: str, args: argparse.Namespace) -> int:
+    schema = schemathesis.openapi.from_url(base + "/openapi.json")
+    counts: dict[str, int] = {}
+    statuses: dict[str, dict[int, int]] = {}
+    failures: dict[str, str] = {}
+    started = time.perf_counter()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        label = operation.label
+        counts[label] = 0
+        statuses[label] = {}
+
+        conforms = make_test(operation, label, base, args, counts, statuses)
+        try:
+            conforms()
+        except Exception as exc:  # every failure is reported, then the run goes on
+            failures[label] = describe(exc)[:3000]
+    elapsed = time.perf_counter() - started
+
+    total = sum(counts.values())
+    print(f"operations: {len(counts)}, cases: {total} in {elapsed:.1f} s (max {args.examples} per operation)")
+    for label, count in counts.items():
+        by_status = ", ".join(f"{s}: {n}" for s, n in sorted(statuses[label].items()))
+        print(f"  {label}: {count} cases ({by_status}){'  FAILED' if label in failures else ''}")
+    print(f"failures: {len(failures)}")
+    for label, message in failures.items():
+        print(f"--- {label}\n{message}")
+    checks = {
+        "zero failures (no 5xx, no schema violation)": not failures,
+        f"at least {args.min_total} cases": total >= args.min_total,
+    }
+    for name, ok in checks.items():
+        print(f"  [{'ok' if ok else 'FAIL'}] {name}")
+    passed = all(checks.values())
+    print(f"result: {'PASS' if passed else 'FAIL'}")
+    return 0 if passed else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--examples", type=int, default=250, help="max generated cases per operation")
+    parser.add_argument("--min-total", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="fuzz-api-"))
+    index_root = tmp / "indexes"
+    build = build_index(BuildConfig([CORPUS], index_root, progress=False))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server(index_root, port)
+    try:
+        served = wait_ready(base, proc)
+        print(f"build {build.build_id}; gunicorn pid {proc.pid} on {base} (1 worker x 4 threads) serving {served}")
+        return fuzz(base, args)
+    finally:
+        stop_server(proc)
+        print(f"server stopped (exit {proc.returncode})")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
