@@ -15,29 +15,18 @@ import argparse
 import functools
 import http.client
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
+from rag_server.devserver import LocalServer
 from rag_server.evaluation import load_project_questions
 from rag_server.pipeline import RagPipeline
 
 STRATEGIES = ("bm25", "dense", "hybrid", "hybrid-convex")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Client:
@@ -84,38 +73,9 @@ def main() -> None:
     args = parser.parse_args()
 
     questions = [q.text for q in load_project_questions().queries]
-    port = free_port()
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    env = {**os.environ, "RAG_INDEX_DIR": args.index, "RAG_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen(
-        [
-            str(gunicorn),
-            "--workers",
-            "1",
-            "--threads",
-            str(args.threads),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "rag_server.api:create_app()",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = LocalServer(args.index, threads=args.threads).start()
+    port = server.port
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("server did not become ready")
-            time.sleep(0.3)
-
         pipeline = RagPipeline(args.index)  # the in-process baseline, one torch thread like a worker
         import torch
 
@@ -162,8 +122,7 @@ def main() -> None:
                 f"| {pct(serial, 99):.2f} | {len(bodies) / wall:.1f} | {pct(loaded, 50):.1f} / {pct(loaded, 99):.1f} |"
             )
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop()
 
 
 if __name__ == "__main__":

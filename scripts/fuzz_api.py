@@ -18,22 +18,18 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, given, seed, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from rag_server.devserver import LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -42,43 +38,6 @@ if str(ROOT) not in sys.path:
 from rag_server.build import BuildConfig, build_index  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(index_root: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "RAG_INDEX_DIR": str(index_root), "RAG_LOG_LEVEL": "WARNING"}
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "--workers", "1", "--threads", "4", "--bind", f"127.0.0.1:{port}"]
-    return subprocess.Popen(
-        [*command, "rag_server.api:create_app()"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-
-
-def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=5) as r:
-                return str(json.loads(r.read())["build_id"])
-        except (OSError, ValueError):
-            time.sleep(0.2)
-    detail = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr and proc.poll() is not None else ""
-    raise RuntimeError("gunicorn did not become ready: " + detail)
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
 
 
 def make_test(operation, label, base, args, counts, statuses):  # type: ignore[no-untyped-def]
@@ -152,16 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="fuzz-api-"))
     index_root = tmp / "indexes"
     build = build_index(BuildConfig([CORPUS], index_root, progress=False))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = start_server(index_root, port)
+    server = LocalServer(index_root, threads=4, cwd=ROOT)
     try:
-        served = wait_ready(base, proc)
-        print(f"build {build.build_id}; gunicorn pid {proc.pid} on {base} (1 worker x 4 threads) serving {served}")
-        return fuzz(base, args)
+        with server:
+            print(
+                f"build {build.build_id}; gunicorn pid {server.pid} on {server.base} (1 worker x 4 threads) "
+                f"serving {server.build_id}"
+            )
+            return fuzz(server.base, args)
     finally:
-        stop_server(proc)
-        print(f"server stopped (exit {proc.returncode})")
+        print(f"server stopped (exit {server.proc.returncode if server.proc else None})")
         shutil.rmtree(tmp, ignore_errors=True)
 
 

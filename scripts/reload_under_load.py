@@ -23,12 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -47,6 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from rag_server.build import BuildConfig, build_index  # noqa: E402
+from rag_server.devserver import LocalServer  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 QUERIES = [
@@ -67,12 +64,6 @@ class Result:
     error: str = ""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Any]:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **(headers or {})}
@@ -82,41 +73,6 @@ def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None, 
             return int(r.status), json.loads(r.read())
     except urllib.error.HTTPError as e:
         return int(e.code), json.loads(e.read() or b"null")
-
-
-def start_server(index_root: Path, token: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "RAG_INDEX_DIR": str(index_root), "RAG_ADMIN_TOKEN": token, "RAG_LOG_LEVEL": "WARNING"}
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "--workers", "1", "--threads", "4", "--bind", f"127.0.0.1:{port}"]
-    return subprocess.Popen(
-        [*command, "rag_server.api:create_app()"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=5) as r:
-                return str(json.loads(r.read())["build_id"])
-        except (OSError, ValueError):
-            time.sleep(0.2)
-    detail = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr and proc.poll() is not None else ""
-    raise RuntimeError("gunicorn did not become ready: " + detail)
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
 
 
 def edited_copy(corpus: Path, target: Path) -> Path:
@@ -141,16 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     first = build_index(BuildConfig([args.corpus.resolve()], index_root, progress=False))
     print(f"first build {first.build_id} ({time.perf_counter() - started:.1f} s) in {index_root}")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = start_server(index_root, token, port)
+    server = LocalServer(index_root, threads=4, env={"RAG_ADMIN_TOKEN": token}, cwd=ROOT)
     try:
-        served = wait_ready(base, proc)
-        print(f"gunicorn pid {proc.pid} on {base} (1 worker, 4 threads) serving {served}")
-        return run_load(args, base, token, tmp, index_root, first.build_id)
+        with server:
+            print(f"gunicorn pid {server.pid} on {server.base} (1 worker, 4 threads) serving {server.build_id}")
+            return run_load(args, server.base, token, tmp, index_root, first.build_id)
     finally:
-        stop_server(proc)
-        print(f"server stopped (exit {proc.returncode})")
+        print(f"server stopped (exit {server.proc.returncode if server.proc else None})")
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -22,11 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from rag_server.build import BuildConfig, build_index  # noqa: E402
+from rag_server.devserver import LocalServer  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 SAMPLE_EVERY_S = 10.0
@@ -62,12 +59,6 @@ CALLS: list[tuple[str, str]] = [
     ("/v1/search", "hybrid-convex"),
     ("/v1/ask", "hybrid-convex"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def post(url: str, body: dict[str, Any], timeout: float = 60) -> int:
@@ -122,37 +113,6 @@ def percentile(values: Sequence[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def start_server(index_root: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "RAG_INDEX_DIR": str(index_root), "RAG_LOG_LEVEL": "WARNING"}
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "--workers", str(WORKERS), "--threads", str(THREADS), "--bind", f"127.0.0.1:{port}"]
-    return subprocess.Popen(
-        [*command, "rag_server.api:create_app()"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-
-
-def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=5) as r:
-                return str(json.loads(r.read())["build_id"])
-        except (OSError, ValueError):
-            time.sleep(0.2)
-    detail = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr and proc.poll() is not None else ""
-    raise RuntimeError("gunicorn did not become ready: " + detail)
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
 
 
 def run_load(base: str, master: int, args: argparse.Namespace) -> int:
@@ -250,16 +210,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     build = build_index(BuildConfig([CORPUS], index_root, progress=False))
     print(f"build {build.build_id} ({time.perf_counter() - started:.1f} s) in {index_root}")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = start_server(index_root, port)
+    server = LocalServer(index_root, workers=WORKERS, threads=THREADS, cwd=ROOT)
     try:
-        served = wait_ready(base, proc)
-        print(f"gunicorn pid {proc.pid} on {base} ({WORKERS} worker x {THREADS} threads) serving {served}")
-        return run_load(base, proc.pid, args)
+        with server:
+            print(
+                f"gunicorn pid {server.pid} on {server.base} ({WORKERS} worker x {THREADS} threads) "
+                f"serving {server.build_id}"
+            )
+            return run_load(server.base, server.pid, args)
     finally:
-        stop_server(proc)
-        print(f"server stopped (exit {proc.returncode})")
+        print(f"server stopped (exit {server.proc.returncode if server.proc else None})")
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -96,21 +87,6 @@ def client(app):  # type: ignore[no-untyped-def]
 # ----- a real server: gunicorn on 127.0.0.1 over a build made with the real embedding model -----
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            json.loads(r.read())
-            return int(r.status)
-    except urllib.error.HTTPError as e:
-        return int(e.code)
-
-
 @pytest.fixture(scope="session")
 def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture corpus built with the real bundled embedding model, as a server would use."""
@@ -122,37 +98,11 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def server(real_index: Path):  # type: ignore[no-untyped-def]
     """Base URL of gunicorn serving ``create_app()`` over ``real_index``; shared by the session."""
-    port = _free_port()
-    env = {**os.environ, "RAG_INDEX_DIR": str(real_index), "RAG_LOG_LEVEL": "WARNING"}
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    proc = subprocess.Popen(
-        [
-            str(gunicorn),
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "rag_server.api:create_app()",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    started = False
-    while not started and time.monotonic() < deadline and proc.poll() is None:
-        try:
-            started = _status(base + "/healthz") == 200
-        except OSError:
-            time.sleep(0.2)
-    if not started:
-        proc.kill()
-        proc.wait(timeout=30)
-        detail = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
-        pytest.fail("gunicorn did not start: " + detail)
-    yield base
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
+    from rag_server.devserver import LocalServer
+
+    try:
+        server = LocalServer(real_index, threads=4, ready_timeout=60).start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.base
+    server.stop()
