@@ -18,7 +18,7 @@ from typing import Any
 from .embedding import Encoder
 from .loader import IndexBuild
 from .prompt import DEFAULT_BUDGET, Citation, build_prompt
-from .retrieval import DEFAULT_STRATEGY, Hit, Retriever, make_retriever
+from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, Hit, Retriever, make_retriever
 from .retrieval.base import Filters, check_k
 
 STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
@@ -89,25 +89,23 @@ class RagPipeline:
         return fresh.build.build_id
 
     def retriever(self, strategy: str | None, state: _Served | None = None) -> Retriever:
+        """The build's retriever for ``strategy``, made on first use. Hybrids reuse the build's
+        one bm25 and one dense retriever, so a question is embedded once per request even when
+        the evidence check asks the dense index again."""
         state = state or self._state
         name = strategy or DEFAULT_STRATEGY
         found = state.retrievers.get(name)
-        if found is None:
-            with self._lock:
-                found = state.retrievers.get(name)
-                if found is None:
-                    found = make_retriever(name, state.build, encoder=self._shared_encoder(state))
-                    state.retrievers[name] = found
+        if found is not None:
+            return found
+        components = None
+        if name in HYBRID_STRATEGIES:  # outside the lock: these calls take it themselves
+            components = {"bm25": self.retriever("bm25", state), "dense": self.retriever("dense", state)}
+        with self._lock:
+            found = state.retrievers.get(name)
+            if found is None:
+                found = make_retriever(name, state.build, encoder=self._encoder, components=components)
+                state.retrievers[name] = found
         return found
-
-    def _shared_encoder(self, state: _Served) -> Encoder | None:
-        if self._encoder is not None:
-            return self._encoder
-        for retriever in state.retrievers.values():
-            encoder = getattr(retriever, "encoder", None)
-            if encoder is not None:
-                return encoder
-        return None
 
     def search(
         self, query: str, strategy: str | None = None, k: int = 10, filters: Filters | None = None

@@ -13,6 +13,7 @@ import pytest
 
 from rag_server.analysis import Analyzer
 from rag_server.build import BuildConfig, BuildResult, build_index
+from rag_server.chunking import Passage
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -106,3 +107,29 @@ def server(real_index: Path):  # type: ignore[no-untyped-def]
         pytest.fail(str(exc))
     yield server.base
     server.stop()
+
+
+# ----- hand-made passages for unit tests of the prompt and fuzzing -----
+
+
+def passage(
+    pid: str,
+    text: str,
+    *,
+    title: str = "Guia de GPUs",
+    source: str = "Guia interno",
+    article: str | None = None,
+    provision: str | None = None,
+) -> Passage:
+    return Passage(
+        id=pid,
+        doc_id=pid.split("#")[0],
+        title=title,
+        language="pt",
+        doc_type="law" if article else "guide",
+        source=source,
+        section="",
+        article=article,
+        provision=provision,
+        text=text,
+    )

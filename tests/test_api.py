@@ -230,3 +230,11 @@ def test_generator_answers_and_stale_checkpoint_warning(built, tmp_path: Path, f
     ready = client.get("/readyz").get_json()
     assert ready["generator"] == generator.checkpoint_id
     assert len(ready["warnings"]) == 1 and "retrain" in ready["warnings"][0]
+
+
+def test_hybrids_reuse_the_pipelines_bm25_and_dense_retrievers(app) -> None:  # type: ignore[no-untyped-def]
+    pipeline = app.extensions["rag_pipeline"]
+    dense, bm25 = pipeline.retriever("dense"), pipeline.retriever("bm25")
+    for name in ("hybrid", "hybrid-convex"):
+        components = pipeline.retriever(name).components
+        assert components["dense"] is dense and components["bm25"] is bm25

@@ -11,6 +11,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from conftest import passage
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -236,23 +237,8 @@ def test_parse_markdown_front_matter_gives_a_document_or_a_corpus_error(text: st
 # --------------------------------------------------------------------------- prompt assembly
 
 
-def _passage(pid: str, text: str, title: str, source: str, article: str | None, provision: str | None) -> Passage:
-    return Passage(
-        id=pid,
-        doc_id=pid.split("#")[0],
-        title=title,
-        language="pt",
-        doc_type="law" if article else "guide",
-        source=source,
-        section="",
-        article=article,
-        provision=provision,
-        text=text,
-    )
-
-
 _PASSAGES = st.builds(
-    _passage,
+    passage,
     pid=st.sampled_from(["a#1", "a#2", "b#1", "c#9"]) | st.text(max_size=8),
     text=FUZZ_TEXT,
     title=ANY_TEXT,

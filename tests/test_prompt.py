@@ -7,6 +7,7 @@ import re
 import unicodedata
 
 import pytest
+from conftest import passage
 
 from rag_server.chunking import Passage
 from rag_server.errors import EmptyQueryError, InvalidParameterError
@@ -14,29 +15,6 @@ from rag_server.prompt import DEFAULT_BUDGET, NO_PASSAGES, Citation, Prompt, bui
 from rag_server.retrieval.base import Hit
 
 _NUMBERED = re.compile(r"\[(\d+)\] \((.*?)\) (.+)")
-
-
-def passage(
-    pid: str,
-    text: str,
-    *,
-    title: str = "Guia de GPUs",
-    source: str = "Guia interno",
-    article: str | None = None,
-    provision: str | None = None,
-) -> Passage:
-    return Passage(
-        id=pid,
-        doc_id=pid.split("#")[0],
-        title=title,
-        language="pt",
-        doc_type="law" if article else "guide",
-        source=source,
-        section="",
-        article=article,
-        provision=provision,
-        text=text,
-    )
 
 
 def hits_of(*passages: Passage) -> list[Hit]:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..embedding import Encoder
@@ -17,6 +18,7 @@ from .hybrid import HybridRetriever
 from .sparse import BM25Retriever, KeywordRetriever
 
 STRATEGIES = ("keyword", "bm25", "dense", "hybrid", "hybrid-convex")
+HYBRID_STRATEGIES = ("hybrid", "hybrid-convex")
 DEFAULT_STRATEGY = "hybrid-convex"
 
 # Chosen on the project's dev split (scripts/tune_retrieval.py; docs/BENCHMARKS.md): BM25 carries
@@ -30,25 +32,28 @@ def make_retriever(
     build: IndexBuild,
     encoder: Encoder | None = None,
     query_language: str | None = None,
+    components: Mapping[str, Retriever] | None = None,
     **options: Any,
 ) -> Retriever:
     """The retriever called ``name``; ``options`` go to the hybrids (rrf_k, weights, depth,
     language_boost, citation_boost). ``hybrid`` is reciprocal-rank fusion with equal weights;
     ``hybrid-convex`` starts from :data:`CONVEX_DEFAULTS`.
 
-    ``query_language`` fixes the query stemmer ("pt"/"en"); None detects it per query."""
+    ``query_language`` fixes the query stemmer ("pt"/"en"); None detects it per query.
+    ``components`` lets a hybrid reuse existing ``bm25`` and ``dense`` retrievers (and so the
+    dense one's query-embedding cache) instead of making its own."""
     if name == "keyword":
         return KeywordRetriever(build, query_language)
     if name == "bm25":
         return BM25Retriever(build, query_language)
     if name == "dense":
         return DenseRetriever(build, encoder, query_language)
-    if name in ("hybrid", "hybrid-convex"):
-        components: dict[str, Retriever] = {"bm25": BM25Retriever(build), "dense": DenseRetriever(build, encoder)}
+    if name in HYBRID_STRATEGIES:
+        parts = dict(components or {"bm25": BM25Retriever(build), "dense": DenseRetriever(build, encoder)})
         if name == "hybrid":
-            return HybridRetriever(build, components, fusion="rrf", query_language=query_language, **options)
+            return HybridRetriever(build, parts, fusion="rrf", query_language=query_language, **options)
         options = {**CONVEX_DEFAULTS, **options}
-        return HybridRetriever(build, components, fusion="convex", query_language=query_language, **options)
+        return HybridRetriever(build, parts, fusion="convex", query_language=query_language, **options)
     raise UnknownStrategyError(f"unknown strategy {name!r}; valid strategies: {list(STRATEGIES)}")
 
 
@@ -56,6 +61,7 @@ __all__ = [
     "CONVEX_DEFAULTS",
     "DEFAULT_STRATEGY",
     "FILTER_FIELDS",
+    "HYBRID_STRATEGIES",
     "MAX_K",
     "STRATEGIES",
     "BM25Retriever",
