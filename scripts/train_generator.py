@@ -15,7 +15,14 @@ to a few validation prompts are compared with the expected ones (exact-match cop
     .venv/bin/python scripts/train_generator.py --steps 200 --n-layer 2 --n-embd 64 --block-size 384 \\
         --out /tmp/generator-smoke.pt          # a quick smoke run on a CPU
 
-Runs on a CPU (``--device auto`` picks CUDA only when it is available).
+Runs on a CPU (``--device auto`` picks CUDA only when it is available). On a GPU, feed it with
+worker processes and fixed shapes, and bound it by time (the learning rate then follows the
+clock, so a time-bounded run still anneals)::
+
+    python scripts/train_generator.py --device cuda --workers 12 --compile --batch-size 128 \
+        --n-layer 6 --n-embd 256 --n-head 8 --steps 1000000 --max-minutes 7 --eval-interval 1000
+
+A checkpoint is written at every validation too, so a run stopped early still leaves one.
 """
 
 from __future__ import annotations
@@ -26,18 +33,22 @@ import math
 import random
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from rag_server.chunking import Passage
 from rag_server.documents import corpus_checksum
 from rag_server.errors import CorpusError
 from rag_server.generator.checkpoint import save_checkpoint
 from rag_server.generator.data import (
     STOP,
+    BatchStream,
     Example,
     ExampleBuilder,
     ExampleStream,
@@ -48,6 +59,8 @@ from rag_server.generator.data import (
 )
 from rag_server.generator.model import IGNORE_INDEX, CharTransformer, GeneratorConfig
 from rag_server.generator.vocab import CharVocab
+
+Batch = tuple[torch.Tensor, torch.Tensor, int]  # inputs (B, T), targets (B, T), characters read
 
 DEFAULT_OUT = "rag_server/generator/checkpoints/generator.pt"
 
@@ -77,6 +90,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0: torch's default; 1 is faster on a busy machine)"
     )
+    parser.add_argument("--workers", type=int, default=0, help="processes making examples (0: in this process)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (falls back to eager)")
+    parser.add_argument(
+        "--amp", choices=("auto", "bf16", "off"), default="auto", help="bf16 autocast (auto: on CUDA only)"
+    )
     args = parser.parse_args(argv)
     for name in ("steps", "batch_size", "block_size", "n_layer", "n_head", "n_embd", "eval_interval"):
         if getattr(args, name) < 1:
@@ -92,17 +110,18 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay from ``peak`` to ``peak / 10`` at the last step."""
+def lr_at(step: int, steps: int, peak: float, warmup: int, time_progress: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay from ``peak`` to ``peak / 10`` at the last step, or at the
+    end of the time budget when ``time_progress`` (elapsed / budget) gets there first."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
+    progress = max((step - warmup) / max(1, steps - warmup), time_progress)
     return peak / 10 + (peak - peak / 10) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 @torch.no_grad()
 def evaluate(
-    model: CharTransformer, examples: Sequence[Example], vocab: CharVocab, device: torch.device, batch_size: int
+    model: torch.nn.Module, examples: Sequence[Example], vocab: CharVocab, device: torch.device, batch_size: int
 ) -> tuple[float, int]:
     """Mean cross-entropy in nats per answer character over ``examples``, and how many characters."""
     if not examples:
@@ -114,7 +133,7 @@ def evaluate(
         x, y = collate(examples[start : start + batch_size], vocab, device)
         logits, _ = model(x)
         total += F.cross_entropy(
-            logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=IGNORE_INDEX, reduction="sum"
+            logits.float().view(-1, logits.size(-1)), y.view(-1), ignore_index=IGNORE_INDEX, reduction="sum"
         ).item()
         count += int((y != IGNORE_INDEX).sum().item())
     model.train(was_training)
@@ -144,6 +163,20 @@ def copy_rate(model: CharTransformer, examples: Sequence[Example], vocab: CharVo
     return hits / len(examples)
 
 
+def batches(args: argparse.Namespace, passages: Sequence[Passage], vocab: CharVocab, cuda: bool) -> Iterator[Batch]:
+    """Training batches, made in worker processes when ``--workers`` > 0, else in this one."""
+    pad_to = args.block_size if args.compile else None  # fixed shapes: one compiled graph
+    if args.workers == 0:
+        stream = ExampleStream(ExampleBuilder(passages, args.block_size), args.synthetic_ratio, args.seed)
+        while True:
+            batch = stream.take(args.batch_size)
+            x, y = collate(batch, vocab, length=pad_to)
+            yield x, y, sum(len(e.text) - 1 for e in batch)
+    dataset = BatchStream(passages, vocab, args.block_size, args.batch_size, args.synthetic_ratio, args.seed, pad_to)
+    loader = DataLoader(dataset, batch_size=None, num_workers=args.workers, pin_memory=cuda, prefetch_factor=4)
+    yield from loader
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
@@ -151,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     random.seed(args.seed)
     device = pick_device(args.device)
+    cuda = device.type == "cuda"
+    amp = args.amp == "bf16" or (args.amp == "auto" and cuda)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
 
     try:
         passages = load_passages(args.corpus)
@@ -160,7 +197,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     train_passages, val_passages = split_passages(passages, args.val_fraction, args.seed)
     vocab = corpus_vocab(passages)
-    train_stream = ExampleStream(ExampleBuilder(train_passages, args.block_size), args.synthetic_ratio, args.seed)
     val_builder = ExampleBuilder(val_passages, args.block_size)
     val_real = ExampleStream(val_builder, 0.0, args.seed + 1).take(args.eval_examples)
     val_synthetic = ExampleStream(val_builder, 1.0, args.seed + 2).take(args.eval_examples)
@@ -176,16 +212,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = CharTransformer(config).to(device)
     optimizer = model.configure_optimizers(args.weight_decay, args.lr)
     warmup = max(1, min(args.warmup, args.steps // 10))
+    # ``step_model`` is what training calls (compiled or not); ``model`` is saved and evaluated.
+    step_model: torch.nn.Module = model
+    if args.compile:
+        step_model = torch.compile(model)  # type: ignore[assignment]
     print(
         f"{len(passages)} passages ({len(train_passages)} train, {len(val_passages)} validation), "
         f"vocab {len(vocab)}, {model.num_parameters() / 1e6:.2f}M parameters, device {device}, "
-        f"torch threads {torch.get_num_threads()}",
+        f"bf16 {amp}, compile {args.compile}, workers {args.workers}, torch threads {torch.get_num_threads()}",
         file=sys.stderr,
     )
 
+    def autocast() -> AbstractContextManager[object]:
+        return torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
+
     def validate() -> dict[str, float]:
-        nats_real, chars_real = evaluate(model, val_real, vocab, device, args.batch_size)
-        nats_syn, chars_syn = evaluate(model, val_synthetic, vocab, device, args.batch_size)
+        with autocast():
+            nats_real, chars_real = evaluate(model, val_real, vocab, device, args.batch_size)
+            nats_syn, chars_syn = evaluate(model, val_synthetic, vocab, device, args.batch_size)
         chars = chars_real + chars_syn
         nats = (nats_real * chars_real + nats_syn * chars_syn) / chars
         # Validation mixes the kinds equally; the per-kind numbers say which one is hard.
@@ -195,69 +239,97 @@ def main(argv: Sequence[str] | None = None) -> int:
             "val_bpc_synthetic": nats_syn / math.log(2),
         }
 
-    model.train()
-    train_seconds, train_chars, answer_chars = 0.0, 0, 0
-    smoothed: float | None = None
-    history: list[dict[str, float]] = []
-    progress = tqdm(range(args.steps), desc="train", unit="step", dynamic_ncols=True)
-    deadline = time.monotonic() + args.max_minutes * 60 if args.max_minutes else None
-    steps_done = 0
-    for step in progress:
-        if deadline is not None and time.monotonic() > deadline:
-            progress.write(f"time budget of {args.max_minutes} min reached after {step} steps")
-            break
-        steps_done = step + 1
-        started = time.perf_counter()
-        lr = lr_at(step, args.steps, args.lr, warmup)
+    def train_step(x: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = train_stream.take(args.batch_size)
-        x, y = collate(batch, vocab, device)
-        _, loss = model(x, y)
+        with autocast():
+            _, loss = step_model(x, y)
         assert loss is not None
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        value = loss.item()  # also waits for the device, so the timing below is honest
-        train_seconds += time.perf_counter() - started
-        train_chars += sum(len(e.text) - 1 for e in batch)  # characters read, padding excluded
-        answer_chars += int((y != IGNORE_INDEX).sum().item())
-        smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
-        progress.set_postfix(loss=f"{smoothed:.3f}", lr=f"{lr:.1e}", chars_s=f"{train_chars / train_seconds:,.0f}")
-        if (step + 1) % args.eval_interval == 0 and step + 1 < args.steps:
-            scores = validate()
-            history.append({"step": step + 1, **scores})
-            progress.write(
-                f"step {step + 1}: train loss {smoothed:.3f} nats/char, val {scores['val_bpc']:.3f} bits/char "
-                f"(real {scores['val_bpc_real']:.3f}, synthetic {scores['val_bpc_synthetic']:.3f})"
-            )
-    progress.close()
+        return loss.detach()
 
-    scores = validate()
-    history.append({"step": steps_done, **scores})
-    n_gen = max(0, min(args.eval_generate, args.eval_examples))
     metrics: dict[str, object] = {
-        **scores,
-        "copy_exact_real": copy_rate(model, val_real[:n_gen], vocab, device),
-        "copy_exact_synthetic": copy_rate(model, val_synthetic[:n_gen], vocab, device),
-        "copy_eval_examples": n_gen,
-        "train_loss": smoothed,
-        "train_chars_per_s": train_chars / train_seconds,
-        "train_answer_chars_per_s": answer_chars / train_seconds,
-        "train_seconds": train_seconds,
-        "steps": steps_done,
         "batch_size": args.batch_size,
         "lr": args.lr,
         "synthetic_ratio": args.synthetic_ratio,
         "seed": args.seed,
-        "device": str(device),
+        "device": str(device) if not cuda else torch.cuda.get_device_name(device),
         "n_params": model.num_parameters(),
         "train_passages": len(train_passages),
         "val_passages": len(val_passages),
-        "history": history,
     }
-    path = save_checkpoint(args.out, model.cpu(), vocab, checksum, metrics)
+
+    model.train()
+    train_seconds, train_chars, answer_chars = 0.0, 0, 0
+    smoothed: float | None = None
+    history: list[dict[str, float]] = []
+    budget = args.max_minutes * 60
+    # No bar when the output is not a terminal (a log file): the validation lines tell the story.
+    progress = tqdm(range(args.steps), desc="train", unit="step", dynamic_ncols=True, mininterval=2.0, disable=None)
+    stream = batches(args, train_passages, vocab, cuda)
+    steps_done = 0
+    for step in progress:
+        if budget and train_seconds > budget:
+            progress.write(f"time budget of {args.max_minutes} min reached after {step} steps")
+            break
+        started = time.perf_counter()
+        lr = lr_at(step, args.steps, args.lr, warmup, train_seconds / budget if budget else 0.0)
+        x, y, chars = next(stream)
+        answer_chars += int((y != IGNORE_INDEX).sum())
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        try:
+            loss = train_step(x, y, lr)
+        except Exception as exc:  # a compiler problem on this machine: train uncompiled instead
+            if step_model is model or step > 0:
+                raise
+            progress.write(f"torch.compile failed ({type(exc).__name__}: {exc}); training uncompiled")
+            step_model = model
+            loss = train_step(x, y, lr)
+        steps_done = step + 1
+        train_chars += chars
+        if step % 10 == 0 or not cuda:
+            value = loss.item()  # waits for the device: only now and then on a GPU
+            smoothed = value if smoothed is None else 0.7 * smoothed + 0.3 * value
+        train_seconds += time.perf_counter() - started
+        progress.set_postfix(
+            loss=f"{smoothed:.3f}", lr=f"{lr:.1e}", chars_s=f"{train_chars / train_seconds:,.0f}", refresh=False
+        )
+        if (step + 1) % args.eval_interval == 0 and step + 1 < args.steps:
+            scores = validate()
+            history.append({"step": step + 1, "train_seconds": train_seconds, **scores})
+            progress.write(
+                f"step {step + 1} ({train_seconds:.0f} s, {train_chars / 1e6:.0f}M chars, "
+                f"{train_chars / train_seconds:,.0f} chars/s): train loss {smoothed:.3f} "
+                f"nats/char, val {scores['val_bpc']:.3f} bits/char "
+                f"(real {scores['val_bpc_real']:.3f}, synthetic {scores['val_bpc_synthetic']:.3f})"
+            )
+            # A checkpoint at every validation: a run killed at its time limit still leaves one.
+            interim = {**metrics, **scores, "steps": steps_done, "train_chars": train_chars, "history": history}
+            save_checkpoint(args.out, model, vocab, checksum, interim)
+    progress.close()
+
+    scores = validate()
+    history.append({"step": steps_done, "train_seconds": train_seconds, **scores})
+    n_gen = max(0, min(args.eval_generate, args.eval_examples))
+    metrics.update(
+        {
+            **scores,
+            "copy_exact_real": copy_rate(model, val_real[:n_gen], vocab, device),
+            "copy_exact_synthetic": copy_rate(model, val_synthetic[:n_gen], vocab, device),
+            "copy_eval_examples": n_gen,
+            "train_loss": smoothed,
+            "train_chars": train_chars,
+            "train_chars_per_s": train_chars / train_seconds,
+            "train_answer_chars_per_s": answer_chars / train_seconds,
+            "train_seconds": train_seconds,
+            "steps": steps_done,
+            "history": history,
+        }
+    )
+    path = save_checkpoint(args.out, model, vocab, checksum, metrics)
     print(json.dumps({"checkpoint": str(path), **{k: v for k, v in metrics.items() if k != "history"}}, indent=2))
     return 0
 

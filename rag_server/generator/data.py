@@ -48,12 +48,22 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "According to {cite}, what about {kw}?",
         "What is said about {kw}?",
         "What does the text say about {kw}?",
+        "What about {kw}?",
+        "How does it work: {kw}?",
+        "When and why {kw}?",
+        "Which rule covers {kw}?",
+        "{kw}?",
     ),
     "pt": (
         "O que diz {cite} sobre {kw}?",
         "Segundo {cite}, o que se diz sobre {kw}?",
         "O que se diz sobre {kw}?",
         "O que o texto diz sobre {kw}?",
+        "E quanto a {kw}?",
+        "Como funciona: {kw}?",
+        "Quando e por que {kw}?",
+        "Qual regra trata de {kw}?",
+        "{kw}?",
     ),
 }
 _AND = {"en": "and", "pt": "e"}
@@ -197,9 +207,20 @@ class ExampleBuilder:
         return [w for i, w in enumerate(pool) if i in chosen]
 
     @staticmethod
-    def _question(citation: str, keywords: Sequence[str], language: str, rng: random.Random) -> str:
+    def _question(
+        citation: str, keywords: Sequence[str], language: str, rng: random.Random, inflect: float = 0.0
+    ) -> str:
+        """A templated question about ``keywords``. With probability ``inflect`` a keyword of 6 or
+        more letters loses 1–3 final letters, as people ask about "process" for "processing" or
+        "dado" for "dados" (at least 5 letters stay): the model must match word stems, not only
+        exact strings. A question that starts with a keyword capitalises it."""
+        words = [
+            w[: -rng.randint(1, min(3, len(w) - 5))] if len(w) >= 6 and w.isalpha() and rng.random() < inflect else w
+            for w in keywords
+        ]
         template = rng.choice(TEMPLATES.get(language, TEMPLATES["en"]))
-        return template.format(cite=citation, kw=_join_keywords(keywords, "pt" if language == "pt" else "en"))
+        question = template.format(cite=citation, kw=_join_keywords(words, "pt" if language == "pt" else "en"))
+        return question[:1].upper() + question[1:]
 
     # ------------------------------------------------------------------ fitting into block_size
 
@@ -307,7 +328,7 @@ class ExampleBuilder:
         if not keywords:
             return None
         language = "pt" if target.language == "pt" else "en"
-        question = self._question(one_line(target.citation), keywords, language, rng)
+        question = self._question(one_line(target.citation), keywords, language, rng, inflect=0.15)
         return self._assemble(question, target, sentences, t, distractors, rng, synthetic=False)
 
     def _scramble(self, rng: random.Random) -> str:
@@ -350,7 +371,7 @@ class ExampleBuilder:
             body[j] = f"{body[j][:-1]} {rng.choice(keywords)}."
         passages = [replace(meta, id=f"synthetic#{k}") for k, meta in enumerate(metas)]
         language = rng.choice(("en", "pt"))
-        question = self._question(one_line(passages[0].citation), keywords, language, rng)
+        question = self._question(one_line(passages[0].citation), keywords, language, rng, inflect=0.25)
         return self._assemble(
             question,
             passages[0],
@@ -409,9 +430,10 @@ def build_examples(
 
 
 def collate(
-    examples: Sequence[Example], vocab: CharVocab, device: torch.device | str = "cpu"
+    examples: Sequence[Example], vocab: CharVocab, device: torch.device | str = "cpu", length: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch: inputs x (B, T) and targets y (B, T), T = the longest text minus one.
+    """A batch: inputs x (B, T) and targets y (B, T), T = the longest text minus one, or ``length``
+    when given (fixed shapes let a compiled model reuse one graph).
 
     y is the next character wherever that character belongs to the answer part
     (``" <answer>\\n"``) and ``IGNORE_INDEX`` elsewhere: over the prompt (the model reads it, it is
@@ -420,6 +442,10 @@ def collate(
     """
     encoded = [vocab.encode(e.text) for e in examples]
     T = max(len(ids) for ids in encoded) - 1
+    if length is not None:
+        if length < T:
+            raise ValueError(f"an example needs {T} positions, more than length={length}")
+        T = length
     x = torch.zeros(len(examples), T, dtype=torch.long)
     y = torch.full((len(examples), T), IGNORE_INDEX, dtype=torch.long)
     for row, (example, ids) in enumerate(zip(examples, encoded, strict=True)):
@@ -429,3 +455,40 @@ def collate(
         # Target j is character j + 1; the answer part starts at character len(prompt).
         y[row, : len(example.prompt) - 1] = IGNORE_INDEX
     return x.to(device), y.to(device)
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Endless collated training batches ``(x, y, chars)`` for a ``DataLoader`` with worker processes.
+
+    Making examples is pure Python (about a thousand a second per core), slower than a GPU eats
+    them, so each worker runs its own ``ExampleStream``, seeded ``seed + worker id``: the same
+    workers and seed give the same batches. ``chars`` is the number of characters read, padding
+    excluded.
+    """
+
+    def __init__(
+        self,
+        passages: Sequence[Passage],
+        vocab: CharVocab,
+        block_size: int,
+        batch_size: int,
+        synthetic_ratio: float,
+        seed: int,
+        pad_to: int | None = None,
+    ) -> None:
+        self.passages = list(passages)
+        self.vocab = vocab
+        self.block_size = block_size
+        self.batch_size = batch_size
+        self.synthetic_ratio = synthetic_ratio
+        self.seed = seed
+        self.pad_to = pad_to
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        info = torch.utils.data.get_worker_info()
+        worker = 0 if info is None else info.id
+        stream = ExampleStream(ExampleBuilder(self.passages, self.block_size), self.synthetic_ratio, self.seed + worker)
+        while True:
+            batch = stream.take(self.batch_size)
+            x, y = collate(batch, self.vocab, length=self.pad_to)
+            yield x, y, sum(len(e.text) - 1 for e in batch)
