@@ -61,6 +61,7 @@ learn: install
 	$(PY) -m rag_server.teaching.mlp_keras
 	$(PY) -m rag_server.teaching.char_bigram --corpus $(CORPUS)
 	$(PY) -m rag_server.teaching.keyword_rag
+	$(PY) -m rag_server.teaching.ladder --corpus $(CORPUS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -188,3 +188,53 @@ def test_keyword_rag_main(capsys: pytest.CaptureFixture[str]) -> None:
         f"Context: [1] {keyword_rag.DOCUMENTS[2]}",
         "Answer:",
     ]
+
+
+# --------------------------------------------------------------------------- 6. the bits/char ladder
+
+
+def test_ladder_tokens_join_back_into_the_text() -> None:
+    from rag_server.teaching import ladder
+
+    text = " O controlador, em até 3 dias úteis: comunica a ANPD.\n"
+    assert "".join(ladder.tokens(text)) == text
+    assert ladder.tokens("a  b.") == ["a", "  ", "b", "."]
+
+
+def test_ladder_word_bigram_is_a_distribution_and_prefers_seen_pairs() -> None:
+    from rag_server.teaching import ladder
+
+    model = ladder.WordBigram([" the data is safe\n", " the data is kept\n", " a processor\n"])
+    # Over the seen words plus unseen spellings the mass can never exceed one.
+    seen = sum(math.exp(model.logp("the", w)) for w in model.unigrams)
+    assert 0.0 < seen < 1.0
+    assert model.logp("the", "data") > model.logp("the", "safe") > model.logp("the", "zebra")
+    assert math.isfinite(model.bits(" unseen words entirely\n"))
+
+
+def test_ladder_rungs_on_held_out_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag_server.generator.checkpoint import save_checkpoint
+    from rag_server.generator.data import corpus_vocab, load_passages
+    from rag_server.generator.model import CharTransformer, GeneratorConfig
+    from rag_server.teaching import ladder
+
+    vocab = corpus_vocab(load_passages(FIXTURE_CORPUS))
+    torch.manual_seed(0)
+    model = CharTransformer(GeneratorConfig(vocab_size=len(vocab), block_size=384, n_layer=1, n_head=2, n_embd=16))
+    checkpoint = save_checkpoint(tmp_path / "tiny.pt", model, vocab, "checksum")
+
+    rungs, n_chars = ladder.ladder(FIXTURE_CORPUS, checkpoint, examples=12)
+    assert [r.name for r in rungs] == ["word bigram", "char bigram", "generator"]
+    assert n_chars > 0
+    # The untrained generator is close to a uniform guess over its vocabulary; the counted
+    # bigrams know something.
+    uniform = math.log2(len(vocab))
+    assert rungs[2].bits_per_char == pytest.approx(uniform, abs=0.5)
+    assert rungs[1].bits_per_char < uniform
+    assert ladder.ladder(FIXTURE_CORPUS, tmp_path / "missing.pt", examples=12)[0][-1].name == "char bigram"
+
+    ladder.main(["--corpus", str(FIXTURE_CORPUS), "--checkpoint", str(checkpoint), "--examples", "12"])
+    lines = printed_lines(capsys)
+    assert lines[0].startswith("Bits/char ladder on ")
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["word bigram", "char bigram", "generator"]
+    assert re.fullmatch(r"\s*char bigram: \d\.\d{3} bits/char \(1\.00x the char bigram\)", lines[2])

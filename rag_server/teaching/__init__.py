@@ -10,10 +10,12 @@ that returns what ``main()`` prints, so the tests check numbers instead of parsi
    with cross-entropy on the corpus and scored in validation bits per character.
 5. ``keyword_rag`` — retrieval by keyword overlap with the product's own ``Analyzer`` and
    ``KeywordIndex``, and the prompt a language model would receive.
+6. ``ladder`` — the bits/char ladder: word bigram, char bigram and the generator scored on the
+   same held-out answers.
 
 Nothing is imported here on purpose: importing the package must not pull in Keras or torch.
 """
 
-LESSONS: tuple[str, ...] = ("word_bigrams", "mlp_torch", "mlp_keras", "char_bigram", "keyword_rag")
+LESSONS: tuple[str, ...] = ("word_bigrams", "mlp_torch", "mlp_keras", "char_bigram", "keyword_rag", "ladder")
 
 __all__ = ["LESSONS"]
