@@ -104,20 +104,30 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    """Until the generator lands, an answer is the evidence: the best passages, cited."""
-    build, retriever = _load_retriever(args)
+    """Retrieve, build the prompt and answer with the generator, as ``POST /v1/ask`` does."""
+    from .pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
+
+    generator = None
+    if (args.checkpoint or "").lower() != "none":
+        from .generator import Generator
+        from .generator.paths import PACKAGED_CHECKPOINT
+
+        generator = Generator.load(args.checkpoint or PACKAGED_CHECKPOINT)
+    pipeline = RagPipeline(args.index, generator=generator, support_threshold=DEFAULT_SUPPORT_THRESHOLD)
     question = args.question or SAMPLE_QUESTION
-    hits = retriever.search(question, k=args.k, filters=_filters(args))
+    result = pipeline.ask(question, strategy=args.strategy, k=args.k, filters=_filters(args))
     print(f"Question: {question}")
-    print(f"Build: {build.build_id} · strategy: {retriever.name}")
-    if not hits:
-        print("No passage matches this question.")
-        return 0
-    print(f"Best evidence: {hits[0].passage.citation}")
-    print(hits[0].passage.text)
-    print("Citations:")
-    for h in hits:
-        print(f"  [{h.rank}] {h.passage.citation} — {h.passage.title} ({h.passage.language})")
+    print(f"Build: {result.build_id} · strategy: {result.strategy} · generator: {result.generator_id or 'none'}")
+    for warning in pipeline.warnings():
+        print(f"Warning: {warning}")
+    if result.message:
+        print(f"Note: {result.message}")
+    if result.answer:
+        print(f"Answer: {result.answer}")
+    if result.citations:
+        print("Citations:")
+        for c in result.citations:
+            print(f"  [{c.number}] {c.citation} — {c.title} ({c.language})")
     return 0
 
 
@@ -198,7 +208,13 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--strategy", default="hybrid-convex", help="keyword, bm25, dense, hybrid (RRF), hybrid-convex (default)"
         )
-        p.add_argument("-k", type=int, default=5, help="number of passages (1-100)")
+        p.add_argument("-k", type=int, default=5 if name == "search" else 3, help="number of passages (1-100)")
+        if name == "ask":
+            p.add_argument(
+                "--checkpoint",
+                default=None,
+                help="generator checkpoint (default: the packaged one); none = quote the best passage",
+            )
         p.add_argument("--lang", default=None, help="only passages in this language (pt, en)")
         p.add_argument("--filter", action="append", help="NAME=VALUE (language, doc_type, source, article, doc_id)")
         p.set_defaults(func=func)

@@ -30,6 +30,10 @@ STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
 }
 
 
+DEFAULT_SUPPORT_THRESHOLD = 0.41
+"""Least evidence score for an answer: calibrated on the dev split by scripts/calibrate_support.py."""
+
+
 @dataclass(frozen=True)
 class SearchResult:
     build_id: str

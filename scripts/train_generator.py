@@ -90,6 +90,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch CPU threads (0: torch's default; 1 is faster on a busy machine)"
     )
+    parser.add_argument("--half", action="store_true", help="store the final weights as float16 (half the file)")
     parser.add_argument("--workers", type=int, default=0, help="processes making examples (0: in this process)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (falls back to eager)")
     parser.add_argument(
@@ -252,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return loss.detach()
 
     metrics: dict[str, object] = {
+        "command": " ".join(["scripts/train_generator.py", *(sys.argv[1:] if argv is None else argv)]),
         "batch_size": args.batch_size,
         "lr": args.lr,
         "synthetic_ratio": args.synthetic_ratio,
@@ -329,7 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "history": history,
         }
     )
-    path = save_checkpoint(args.out, model, vocab, checksum, metrics)
+    metrics["stored_as"] = "float16" if args.half else "float32"
+    path = save_checkpoint(args.out, model, vocab, checksum, metrics, half=args.half)
     print(json.dumps({"checkpoint": str(path), **{k: v for k, v in metrics.items() if k != "history"}}, indent=2))
     return 0
 

@@ -241,6 +241,24 @@ def test_checkpoint_round_trip(tmp_path: Path, generator: Generator) -> None:
         save_checkpoint(tmp_path / "bad.pt", generator.model, generator.vocab, "c", {"x": object()})
 
 
+def test_half_checkpoint_is_smaller_and_loads_as_float32(tmp_path: Path, generator: Generator) -> None:
+    full = save_checkpoint(tmp_path / "full.pt", generator.model, generator.vocab, "c" * 64)
+    half = save_checkpoint(
+        tmp_path / "half.pt", generator.model, generator.vocab, "c" * 64, half=True, trained_at="2026-01-02T03:04:05"
+    )
+    assert half.stat().st_size < 0.7 * full.stat().st_size
+    raw = load_checkpoint(half)
+    assert raw.trained_at == "2026-01-02T03:04:05"
+    assert {t.dtype for t in raw.state_dict.values()} == {torch.float16}
+    # The tied matrix is stored once, under both names.
+    assert raw.state_dict["wte.weight"].data_ptr() == raw.state_dict["lm_head.weight"].data_ptr()
+    loaded = Generator.load(half)
+    assert loaded.model.lm_head.weight is loaded.model.wte.weight
+    for name, tensor in generator.model.state_dict().items():
+        assert loaded.model.state_dict()[name].dtype == torch.float32
+        assert torch.allclose(loaded.model.state_dict()[name], tensor, rtol=1e-3, atol=1e-4)
+
+
 def _saved(tmp_path: Path, generator: Generator) -> Path:
     return save_checkpoint(tmp_path / "g.pt", generator.model, generator.vocab, "c" * 64, {})
 

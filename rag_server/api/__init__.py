@@ -16,7 +16,8 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from ..errors import RagServerError
-from ..pipeline import RagPipeline
+from ..generator.paths import PACKAGED_CHECKPOINT
+from ..pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
 from ..web import web
 from . import errors, logs
 from .chat import chat
@@ -25,8 +26,9 @@ from .views import health, v1
 
 DEFAULTS: dict[str, Any] = {
     "INDEX_DIR": "indexes",  # RAG_INDEX_DIR
-    "GENERATOR_CHECKPOINT": "",  # RAG_GENERATOR_CHECKPOINT: empty = extractive answers
-    "SUPPORT_THRESHOLD": 0.41,  # RAG_SUPPORT_THRESHOLD: scripts/calibrate_support.py, dev split
+    # RAG_GENERATOR_CHECKPOINT: a checkpoint file; "none" answers by quoting the best passage.
+    "GENERATOR_CHECKPOINT": str(PACKAGED_CHECKPOINT),
+    "SUPPORT_THRESHOLD": DEFAULT_SUPPORT_THRESHOLD,  # RAG_SUPPORT_THRESHOLD: scripts/calibrate_support.py
     "MAX_CONTENT_LENGTH": 64 * 1024,  # RAG_MAX_BODY_BYTES
     "LOG_LEVEL": "INFO",  # RAG_LOG_LEVEL
     "TORCH_THREADS": 1,  # RAG_TORCH_THREADS: one per worker (latency jumps 10-80x with more)
@@ -128,7 +130,7 @@ def _rate_limit(app: Flask, exempt: Any) -> None:
 
 def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
     generator = None
-    if config["GENERATOR_CHECKPOINT"]:
+    if config["GENERATOR_CHECKPOINT"] and config["GENERATOR_CHECKPOINT"].lower() != "none":
         from ..generator import Generator
 
         generator = Generator.load(Path(config["GENERATOR_CHECKPOINT"]))
