@@ -2,9 +2,9 @@
 """HTTP server benchmark: gunicorn on 127.0.0.1 vs the same work done in-process, same run.
 
 For each endpoint and strategy: latency at concurrency 1 (p50/p99, compared with the
-in-process pipeline call on the same questions: the server's overhead), then throughput under
-a bounded load (``--requests`` requests at ``--concurrency``). Questions are the project's
-evaluation questions, cycled. The server is started and stopped by the script.
+in-process pipeline call on the same questions, the two alternating: the server's overhead),
+then throughput under a bounded load (``--requests`` requests at ``--concurrency``). Questions
+are the project's evaluation questions, cycled. The server is started and stopped by the script.
 
     .venv/bin/python scripts/bench_server.py [--index indexes] [--requests 200] [--concurrency 4]
 """
@@ -24,7 +24,9 @@ import numpy as np
 
 from rag_server.devserver import LocalServer
 from rag_server.evaluation import load_project_questions
-from rag_server.pipeline import RagPipeline
+from rag_server.generator import Generator
+from rag_server.generator.paths import PACKAGED_CHECKPOINT
+from rag_server.pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
 
 STRATEGIES = ("bm25", "dense", "hybrid", "hybrid-convex")
 
@@ -36,7 +38,7 @@ class Client:
         self.port = port
         self.local = threading.local()
 
-    def post(self, path: str, body: dict[str, object]) -> float:
+    def post(self, path: str, body: dict[str, object]) -> tuple[float, dict[str, object]]:
         payload = json.dumps(body)
         for attempt in (1, 2):
             conn = getattr(self.local, "conn", None)
@@ -46,7 +48,7 @@ class Client:
             try:
                 conn.request("POST", path, payload, {"Content-Type": "application/json"})
                 response = conn.getresponse()
-                response.read()
+                data = response.read()
                 break
             except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
                 # The server closed an idle keep-alive connection: reconnect once (untimed).
@@ -57,7 +59,13 @@ class Client:
         elapsed = (time.perf_counter() - start) * 1000
         if response.status != 200:
             raise RuntimeError(f"{path} answered {response.status}")
-        return elapsed
+        return elapsed, json.loads(data)
+
+
+def request_body(path: str, strategy: str, text: str) -> dict[str, object]:
+    if path == "/v1/search":
+        return {"query": text, "strategy": strategy, "k": 10}
+    return {"question": text, "strategy": strategy, "k": 3, "max_new_chars": 200}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -76,10 +84,14 @@ def main() -> None:
     server = LocalServer(args.index, threads=args.threads).start()
     port = server.port
     try:
-        pipeline = RagPipeline(args.index)  # the in-process baseline, one torch thread like a worker
         import torch
 
+        # The in-process baseline: what the server's worker holds (the packaged generator, the
+        # default support threshold), on one torch thread like a worker.
         torch.set_num_threads(1)
+        pipeline = RagPipeline(
+            args.index, generator=Generator.load(PACKAGED_CHECKPOINT), support_threshold=DEFAULT_SUPPORT_THRESHOLD
+        )
         client = Client(port)
         n = min(args.requests, len(questions))
         print(
@@ -92,6 +104,7 @@ def main() -> None:
         )
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         rows = [("/v1/search", s) for s in STRATEGIES] + [("/v1/ask", "hybrid-convex")]
+        notes: list[str] = []
         for row, (path, strategy) in enumerate(rows):
 
             def unique(phase: str, row: int = row) -> list[str]:
@@ -100,27 +113,40 @@ def main() -> None:
                 # ranking unchanged.
                 return [f"{q} zq{row}{phase}{i}" for i, q in enumerate(questions[:n])]
 
-            local = []
-            for q in unique("a"):
+            # In-process and server calls alternate, so both see the same machine state (a
+            # background burst or a frequency change hits both sides, not one).
+            local: list[float] = []
+            replies: list[tuple[float, dict[str, object]]] = []
+            for q_local, q_server in zip(unique("a"), unique("b"), strict=True):
                 start = time.perf_counter()
                 if path == "/v1/search":
-                    pipeline.search(q, strategy, 10)
+                    pipeline.search(q_local, strategy, 10)
                 else:
-                    pipeline.ask(q, strategy, 3)
+                    pipeline.ask(q_local, strategy, 3)
                 local.append((time.perf_counter() - start) * 1000)
-            key = "query" if path == "/v1/search" else "question"
-            k = 10 if path == "/v1/search" else 3
-            serial = [client.post(path, {key: q, "strategy": strategy, "k": k}) for q in unique("b")]
-            bodies = [{key: q, "strategy": strategy, "k": k} for q in unique("c")]
+                replies.append(client.post(path, request_body(path, strategy, q_server)))
+            serial = [ms for ms, _ in replies]
+            bodies = [request_body(path, strategy, q) for q in unique("c")]
             start = time.perf_counter()
             with ThreadPoolExecutor(args.concurrency) as pool:
-                loaded = list(pool.map(functools.partial(client.post, path), bodies))
+                loaded = [ms for ms, _ in pool.map(functools.partial(client.post, path), bodies)]
             wall = time.perf_counter() - start
+            if path == "/v1/ask":
+                answers = [str(body["answer"]) for _, body in replies if body["supported"]]
+                generate = [float(body["timings_ms"]["generate"]) for _, body in replies if body["supported"]]  # type: ignore[index]
+                notes.append(
+                    f"/v1/ask: {len(answers)}/{len(replies)} answered by the generator (the rest below the "
+                    f"support threshold, not generated); answers of {statistics.mean(map(len, answers)):.0f} "
+                    f"characters on average (max {max(map(len, answers))}); generate stage p50 "
+                    f"{statistics.median(generate):.1f} ms"
+                )
             p50_local, p50_server = statistics.median(local), statistics.median(serial)
             print(
                 f"| {path} | {strategy} | {p50_local:.2f} | {p50_server:.2f} | {p50_server - p50_local:+.2f} "
                 f"| {pct(serial, 99):.2f} | {len(bodies) / wall:.1f} | {pct(loaded, 50):.1f} / {pct(loaded, 99):.1f} |"
             )
+        for note in notes:
+            print(note)
     finally:
         server.stop()
 
