@@ -25,10 +25,12 @@ prefix, never at the start of a line, and the prompt always has ``3 + len(citati
 generator ignore what a passage asks for, which is the instructions' and the model's job.
 
 Budget. The whole prompt, counted in characters (``len`` of the ``str``), is at most ``budget``.
-Passages go in whole, in the hits' order, while they fit; the first one that does not is cut at
-its last sentence end (``.``, ``!`` or ``?`` followed by a space) that fits, or dropped when no
-sentence fits, and nothing after it is added. Cutting only just before a space, after NFC, never
-splits a surrogate pair, a combining sequence or an emoji sequence.
+Passages go in whole, in the hits' order, while they fit; the first one that does not is cut to
+the run of whole sentences (each ending in ``.``, ``!`` or ``?`` followed by a space) that fits
+and shares the most words with the question — its leading sentences when none shares any — or
+dropped when no sentence fits, and nothing after it is added. (A 768-character generator leaves
+room for about one passage: the sentence that answers must be in it.) Cutting only at sentence
+boundaries, after NFC, never splits a surrogate pair, a combining sequence or an emoji sequence.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .analysis import fold
 from .errors import EmptyQueryError, InvalidParameterError
 
 if TYPE_CHECKING:  # only for annotations: assembling a prompt needs no index or model code
@@ -102,20 +105,38 @@ def one_line(text: str) -> str:
     return " ".join("".join(chars).split())
 
 
-def _trim_to_sentence(text: str, room: int) -> str:
-    """The longest prefix of ``text`` that ends a sentence and has at most ``room`` characters.
+_WORD = re.compile(r"[^\W\d_]{4,}")
 
-    ``""`` when no sentence fits. The end of the text also ends a sentence, but callers only
-    trim a text that does not fit whole.
+
+def _stems(text: str) -> set[str]:
+    """Words of ≥ 4 letters, accents folded, cut to 5 letters: "processing" meets "processed"."""
+    return {w[:5] for w in _WORD.findall(fold(text))}
+
+
+def _trim_to_sentence(text: str, room: int, asked: frozenset[str] = frozenset()) -> str:
+    """At most ``room`` characters of ``text``, cut at sentence boundaries.
+
+    Without ``asked``: the longest prefix that ends a sentence. With ``asked`` (the question's
+    stems): the run of whole sentences that fits and shares the most of them, the earliest on
+    ties, so the leading sentences when none shares any. A tight budget then keeps the sentence
+    that answers, not merely the first ones. ``""`` when no sentence fits. The end of the text
+    also ends a sentence, but callers only trim a text that does not fit whole.
     """
     if len(text) <= room:
         return text
-    best = ""
-    for match in _SENTENCE_END.finditer(text):
-        end = match.end()
-        if end > room:
-            break  # matches come in order: every later one is longer still
-        best = text[:end]
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]  # sentence i is starts[i]:ends[i]
+    starts = [0] + [end + 1 for end in ends[:-1]]  # a sentence end is followed by one space
+    best, best_score = "", -1
+    for i, start in enumerate(starts if asked else starts[:1]):
+        j = i
+        while j < len(ends) and ends[j] - start <= room:
+            j += 1
+        if j == i:
+            continue  # sentence i alone is longer than the room
+        window = text[start : ends[j - 1]]
+        score = len(_stems(window) & asked)
+        if score > best_score:
+            best, best_score = window, score
     return best
 
 
@@ -130,8 +151,10 @@ def build_prompt(question: str, hits: Sequence[Hit], budget: int = DEFAULT_BUDGE
     """The prompt for ``question`` over ``hits``, at most ``budget`` characters long.
 
     Pure and deterministic: the same arguments always give the same ``Prompt``. Passages keep
-    the hits' order; a passage whose id, or whose one-line text, was already seen is skipped (the
-    first one wins), and so is a passage with no text left once flattened. Raises
+    the hits' order; the first one that does not fit whole is cut, at sentence boundaries, to
+    the run of sentences sharing the most words with the question, and ends the context. A
+    passage whose id, or whose one-line text, was already seen is skipped (the first one wins),
+    and so is a passage with no text left once flattened. Raises
     ``InvalidParameterError`` when the budget cannot hold even the question with the empty
     frame, and ``EmptyQueryError`` when the question is blank.
     """
@@ -153,6 +176,7 @@ def build_prompt(question: str, hits: Sequence[Hit], budget: int = DEFAULT_BUDGE
             f"which need {minimum}; raise the budget or shorten the question"
         )
 
+    asked_stems = frozenset(_stems(asked))
     lines: list[str] = []
     citations: list[Citation] = []
     used = len(head) + len(tail)  # each context line adds its length plus one newline
@@ -171,7 +195,7 @@ def build_prompt(question: str, hits: Sequence[Hit], budget: int = DEFAULT_BUDGE
         citation = one_line(passage.citation)
         prefix = f"[{number}] ({citation}) "
         room = budget - used - 1 - len(prefix)
-        kept = _trim_to_sentence(text, room)
+        kept = _trim_to_sentence(text, room, asked_stems)
         if kept != text:
             # The first passage that does not fit whole ends the context: adding a later, shorter
             # one would reward passages for ranking low and break "in the hits' order".

@@ -157,6 +157,27 @@ def test_passage_is_trimmed_at_the_last_sentence_end_that_fits() -> None:
         assert smaller.citations[-1].text != kept and len(smaller.text) <= exact - 1
 
 
+def test_cut_passage_keeps_the_sentences_that_share_the_question_words() -> None:
+    text = (
+        "The controller keeps records. Backups run nightly on encrypted disks. "
+        "Incidents must be reported to the ANPD within three working days. Staff are trained yearly."
+    )
+    hits = hits_of(passage("d#1", text, title="T"))
+    frame = len(_frame("When must incidents be reported to the ANPD?", ["[1] (T) "]))
+    budget = frame + len("Incidents must be reported to the ANPD within three working days.") + 5
+    prompt = build_prompt("When must incidents be reported to the ANPD?", hits, budget=budget)
+    assert [c.text for c in prompt.citations] == ["Incidents must be reported to the ANPD within three working days."]
+    assert prompt.truncated and len(prompt.text) <= budget
+    # Stems match across inflections ("reporting" ~ "reported"), accents are folded.
+    assert build_prompt("Reporting incidents?", hits, budget=budget).citations[0].text.startswith("Incidents")
+    # No shared word: the leading sentences, as before.
+    assert build_prompt("q?", hits, budget=budget).citations[0].text.startswith("The controller keeps records.")
+    # A first sentence too long for the room no longer empties the context when a later one fits.
+    long_first = "A" * 300 + " is long. Incidents go to the ANPD."
+    cut = build_prompt("ANPD incidents?", hits_of(passage("d#2", long_first, title="T")), budget=frame + 60)
+    assert [c.text for c in cut.citations] == ["Incidents go to the ANPD."]
+
+
 def test_passage_with_no_sentence_that_fits_is_dropped_and_nothing_follows() -> None:
     long_sentence = "A single sentence without any inner boundary that is much too long for the budget"
     hits = hits_of(GUIDE, passage("d#1", long_sentence), passage("d#2", "Tiny."))
@@ -251,7 +272,8 @@ def test_budget_is_kept_for_many_budgets_and_random_texts() -> None:
         assert unicodedata.is_normalized("NFC", prompt.text)
         parse(prompt)
 
-        # Against the same hits with room for everything: a prefix, cut only at a sentence end.
+        # Against the same hits with room for everything: the same passages, the last one cut only
+        # at sentence boundaries (a run of whole sentences: the question may pick which).
         full = build_prompt(question, hits, budget=10**7)
         assert not full.truncated
         n = len(prompt.citations)
@@ -260,8 +282,14 @@ def test_budget_is_kept_for_many_budgets_and_random_texts() -> None:
             assert cited.text == whole.text  # all but the last are whole
         if n:
             last, whole = prompt.citations[-1], full.citations[n - 1]
-            assert whole.text.startswith(last.text)
-            assert last.text == whole.text or (last.text[-1] in ".!?" and whole.text[len(last.text)] == " ")
+
+            def sentence_run_at(at: int, whole: str = whole.text, kept: str = last.text) -> bool:
+                end = at + len(kept)
+                starts = at == 0 or whole[at - 2 : at] in {". ", "! ", "? "}
+                ends = end == len(whole) or (kept[-1] in ".!?" and whole[end] == " ")
+                return whole[at:end] == kept and starts and ends
+
+            assert any(sentence_run_at(at) for at in range(len(whole.text) - len(last.text) + 1))
         assert prompt.truncated == (prompt.citations != full.citations)
 
 

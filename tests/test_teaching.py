@@ -237,4 +237,4 @@ def test_ladder_rungs_on_held_out_answers(tmp_path: Path, capsys: pytest.Capture
     lines = printed_lines(capsys)
     assert lines[0].startswith("Bits/char ladder on ")
     assert [line.split(":")[0].strip() for line in lines[1:]] == ["word bigram", "char bigram", "generator"]
-    assert re.fullmatch(r"\s*char bigram: \d\.\d{3} bits/char \(1\.00x the char bigram\)", lines[2])
+    assert re.fullmatch(r"\s*char bigram: \d\.\d{3} bits/char \(1\.000x the char bigram\)", lines[2])

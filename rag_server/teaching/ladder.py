@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"Bits/char ladder on {n_chars:,} held-out answer characters ({args.examples} validation examples):")
     base = rungs[1].bits_per_char  # the yardstick: the generator should need ≤ 0.6x the char bigram
     for rung in rungs:
-        print(f"{rung.name:>12}: {rung.bits_per_char:.3f} bits/char ({rung.bits_per_char / base:.2f}x the char bigram)")
+        print(f"{rung.name:>12}: {rung.bits_per_char:.3f} bits/char ({rung.bits_per_char / base:.3f}x the char bigram)")
     if len(rungs) < 3:
         print(f"(no generator checkpoint at {args.checkpoint}: train one with scripts/train_generator.py)")
 
