@@ -1,3 +1,4 @@
+import functools
 import json
 import subprocess
 import sys
@@ -6,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from rag_server import cli
+from rag_server import pipeline as pipeline_module
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -36,14 +38,25 @@ def test_build_bad_input_is_one_line_and_exit_2(tmp_path: Path, setup, expected:
     assert "Traceback" not in result.stderr
 
 
-def test_search_and_ask_on_a_build(built, tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_search_and_ask_on_a_build(built, tmp_path: Path, capsys, monkeypatch, fake_encoder) -> None:  # type: ignore[no-untyped-def]
     index = str(tmp_path / "indexes")
     assert cli.main(["search", "consentimento do titular", "--index", index, "--strategy", "bm25", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)
     assert hits and hits[0]["article"] == "2" and hits[0]["language"] == "pt"
-    assert cli.main(["ask", "report a security incident", "--index", index, "--strategy", "keyword"]) == 0
+    # The index was built with the fake encoder: the pipeline behind `ask` must embed with it too.
+    monkeypatch.setattr(
+        pipeline_module, "RagPipeline", functools.partial(pipeline_module.RagPipeline, encoder=fake_encoder)
+    )
+    question = "report a security incident"
+    assert cli.main(["ask", question, "--index", index, "--strategy", "keyword"]) == 0
     out = capsys.readouterr().out
-    assert "Best evidence:" in out and "Art. 3" in out
+    # The packaged generator answers, with the passage it read cited.
+    assert "generator: " in out and "generator: none" not in out
+    answer = next(line for line in out.splitlines() if line.startswith("Answer: "))
+    assert len(answer) > len("Answer: ") and "Citations:" in out and "Art. 3" in out
+    assert cli.main(["ask", question, "--index", index, "--strategy", "keyword", "--checkpoint", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "generator: none" in out and "the answer is the best passage, quoted" in out and "Answer: [1] " in out
 
 
 def test_unknown_strategy_is_a_one_line_error(built, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
