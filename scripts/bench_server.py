@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads (one worker)")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES), help="/v1/search rows to run")
+    parser.add_argument("--skip-ask", action="store_true", help="leave out the /v1/ask row")
     args = parser.parse_args()
 
     questions = [q.text for q in load_project_questions().queries]
@@ -104,7 +106,8 @@ def main() -> None:
             f"| req/s (c={args.concurrency}) | p50 / p99 ms under load |"
         )
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        rows = [("/v1/search", s) for s in STRATEGIES] + [("/v1/ask", "hybrid-convex")]
+        rows = [("/v1/search", s) for s in args.strategies.split(",") if s]
+        rows += [] if args.skip_ask else [("/v1/ask", "hybrid-convex")]
         notes: list[str] = []
         for row, (path, strategy) in enumerate(rows):
 
