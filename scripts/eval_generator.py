@@ -18,13 +18,11 @@
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import re
 import statistics
 import time
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -33,32 +31,24 @@ from rag_server.analysis import fold
 from rag_server.evaluation import load_project_questions, resolve_qrels
 from rag_server.generator import Generator
 from rag_server.generator.checkpoint import DEFAULT_LOOKUP
-from rag_server.generator.data import ExampleBuilder, ExampleStream, load_passages, sentences, split_passages
+from rag_server.generator.data import (
+    Example,
+    ExampleBuilder,
+    ExampleStream,
+    answer_nats,
+    load_passages,
+    sentences,
+    split_passages,
+)
 from rag_server.pipeline import RagPipeline
 from rag_server.prompt import build_prompt
+from rag_server.teaching.ladder import CharBigram
 
 _WORD = re.compile(r"[^\W\d_]{4,}")
 
 
 def words(text: str) -> list[str]:
     return _WORD.findall(fold(text))
-
-
-@torch.no_grad()
-def answer_bits(gen: Generator, examples: list) -> tuple[float, float]:  # type: ignore[type-arg]
-    """(generator, bigram) bits per answer character on ``examples``; the bigram is fitted here."""
-    from rag_server.generator.data import collate
-    from rag_server.generator.model import IGNORE_INDEX
-
-    total, count = 0.0, 0
-    for start in range(0, len(examples), 16):
-        x, y = collate(examples[start : start + 16], gen.vocab)
-        logits, _ = gen.model(x)
-        total += torch.nn.functional.cross_entropy(
-            logits.view(-1, logits.size(-1)), y.view(-1), ignore_index=IGNORE_INDEX, reduction="sum"
-        ).item()
-        count += int((y != IGNORE_INDEX).sum().item())
-    return total / count / math.log(2), float(count)
 
 
 def covers(answer_words: set[str], sentence_words: set[str]) -> bool:
@@ -80,22 +70,11 @@ def key_sentence(question: str, passage_text: str) -> set[str]:
     return best
 
 
-def bigram_bits(train_texts: list[str], examples: list, vocab_size: int, alpha: float = 0.1) -> float:  # type: ignore[type-arg]
-    pairs: Counter[tuple[str, str]] = Counter()
-    firsts: Counter[str] = Counter()
-    for text in train_texts:
-        for a, b in itertools.pairwise(text):
-            pairs[(a, b)] += 1
-            firsts[a] += 1
-    bits, n = 0.0, 0
-    for e in examples:
-        text = e.text
-        for j in range(len(e.prompt), len(text)):  # the answer characters, as for the generator
-            a, b = text[j - 1], text[j]
-            p = (pairs[(a, b)] + alpha) / (firsts[a] + alpha * vocab_size)
-            bits -= math.log2(p)
-            n += 1
-    return bits / n
+def bigram_bits(train_texts: list[str], examples: list[Example], vocab_size: int) -> float:
+    """Bits per answer character of a char bigram counted on ``train_texts`` (the ladder's, add-0.1)."""
+    bigram = CharBigram(train_texts, vocab_size)
+    bits = sum(bigram.bits(e.text[len(e.prompt) :], prev=e.prompt[-1]) for e in examples)
+    return bits / sum(len(e.text) - len(e.prompt) for e in examples)
 
 
 def main() -> None:
@@ -116,7 +95,8 @@ def main() -> None:
     train_p, val_p = split_passages(passages, 0.05, args.seed)
     val = ExampleStream(ExampleBuilder(val_p, gen.block_size), 0.0, args.seed + 1).take(args.val_examples)
     train = ExampleStream(ExampleBuilder(train_p, gen.block_size), 0.0, args.seed).take(3000)
-    gen_bpc, n_chars = answer_bits(gen, val)
+    nats, n_chars = answer_nats(gen.model, val, gen.vocab)
+    gen_bpc = nats / math.log(2)
     big_bpc = bigram_bits([e.text for e in train], val, len(gen.vocab))
     print(
         f"validation (real examples, {int(n_chars)} answer chars): generator {gen_bpc:.3f} bits/char, "
@@ -138,8 +118,9 @@ def main() -> None:
         answer = gen.complete(prompt.text, max_new_chars=200).strip()
         latencies.append((time.perf_counter() - start) * 1000)
         context = set(words(" ".join(c.text for c in prompt.citations)))
-        aw = set(words(answer))
-        grounded.append(sum(w in context for w in words(answer)) / len(words(answer)) if aw else 0.0)
+        answer_words = words(answer)
+        aw = set(answer_words)
+        grounded.append(sum(w in context for w in answer_words) / len(answer_words) if answer_words else 0.0)
         relevant = [by_id[pid] for pid, g in qrels[q.id].items() if g == 2]
         keys = [key_sentence(q.text, p.text) for p in relevant]
         key_hits += any(covers(aw, k) for k in keys)

@@ -38,7 +38,6 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -52,7 +51,7 @@ from rag_server.generator.data import (
     Example,
     ExampleBuilder,
     ExampleStream,
-    collate,
+    answer_nats,
     corpus_vocab,
     load_passages,
     split_passages,
@@ -120,25 +119,16 @@ def lr_at(step: int, steps: int, peak: float, warmup: int, time_progress: float 
     return peak / 10 + (peak - peak / 10) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-@torch.no_grad()
 def evaluate(
     model: torch.nn.Module, examples: Sequence[Example], vocab: CharVocab, device: torch.device, batch_size: int
 ) -> tuple[float, int]:
     """Mean cross-entropy in nats per answer character over ``examples``, and how many characters."""
-    if not examples:
-        return float("nan"), 0
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
-    for start in range(0, len(examples), batch_size):
-        x, y = collate(examples[start : start + batch_size], vocab, device)
-        logits, _ = model(x)
-        total += F.cross_entropy(
-            logits.float().view(-1, logits.size(-1)), y.view(-1), ignore_index=IGNORE_INDEX, reduction="sum"
-        ).item()
-        count += int((y != IGNORE_INDEX).sum().item())
-    model.train(was_training)
-    return total / count, count
+    try:
+        return answer_nats(model, examples, vocab, device, batch_size)
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -167,15 +157,11 @@ def copy_rate(model: CharTransformer, examples: Sequence[Example], vocab: CharVo
 def batches(args: argparse.Namespace, passages: Sequence[Passage], vocab: CharVocab, cuda: bool) -> Iterator[Batch]:
     """Training batches, made in worker processes when ``--workers`` > 0, else in this one."""
     pad_to = args.block_size if args.compile else None  # fixed shapes: one compiled graph
-    if args.workers == 0:
-        stream = ExampleStream(ExampleBuilder(passages, args.block_size), args.synthetic_ratio, args.seed)
-        while True:
-            batch = stream.take(args.batch_size)
-            x, y = collate(batch, vocab, length=pad_to)
-            yield x, y, sum(len(e.text) - 1 for e in batch)
     dataset = BatchStream(passages, vocab, args.block_size, args.batch_size, args.synthetic_ratio, args.seed, pad_to)
+    if args.workers == 0:
+        return iter(dataset)  # outside a DataLoader it is worker 0: the stream seeded args.seed
     loader = DataLoader(dataset, batch_size=None, num_workers=args.workers, pin_memory=cuda, prefetch_factor=4)
-    yield from loader
+    return iter(loader)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

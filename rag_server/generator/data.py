@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from torch.nn import functional as F
 
 from ..analysis import fold
 from ..chunking import Passage, chunk_corpus
@@ -455,6 +456,29 @@ def collate(
         # Target j is character j + 1; the answer part starts at character len(prompt).
         y[row, : len(example.prompt) - 1] = IGNORE_INDEX
     return x.to(device), y.to(device)
+
+
+@torch.no_grad()
+def answer_nats(
+    model: torch.nn.Module,
+    examples: Sequence[Example],
+    vocab: CharVocab,
+    device: torch.device | str = "cpu",
+    batch_size: int = 16,
+) -> tuple[float, int]:
+    """Mean cross-entropy of ``model`` in nats per answer character over ``examples`` (what
+    training minimises and the bits/char figures report, divided by ln 2), and how many answer
+    characters were scored. The caller sets eval mode and any autocast."""
+    total, count = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        x, y = collate(examples[start : start + batch_size], vocab, device)
+        logits, _ = model(x)
+        # float(): under bf16 autocast the logits are bf16; sum the loss in float32.
+        total += F.cross_entropy(
+            logits.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+        ).item()
+        count += int((y != IGNORE_INDEX).sum())
+    return (total / count if count else float("nan")), count
 
 
 class BatchStream(torch.utils.data.IterableDataset):

@@ -36,18 +36,20 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import NamedTuple
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, NamedTuple
 
 from rag_server.errors import CorpusError, ModelError
+
+if TYPE_CHECKING:
+    from rag_server.generator import Generator
+    from rag_server.generator.data import Example
 
 CORPUS_DIR = Path("corpus")
 CHECKPOINT = Path(__file__).resolve().parent.parent / "generator" / "checkpoints" / "generator.pt"
 SEED = 1337  # the training run's seed: the same held-out passages
 VAL_FRACTION = 0.05
 EXAMPLES = 200
+BLOCK_SIZE = 768  # the examples' length limit without a checkpoint (the shipped model's window)
 ALPHA = 0.1  # char bigram add-α
 BETA = 2.0  # word bigram → unigram interpolation weight
 GAMMA = 1.0  # unigram → spelling interpolation weight
@@ -130,21 +132,11 @@ class CharBigram:
         return total
 
 
-@torch.no_grad()
-def generator_bits(checkpoint: Path, examples: Sequence[object]) -> float:
-    """Bits per answer character of the generator in ``checkpoint`` on ``examples``."""
-    from rag_server.generator import Generator
-    from rag_server.generator.data import collate
-    from rag_server.generator.model import IGNORE_INDEX
+def generator_bits(gen: Generator, examples: Sequence[Example]) -> float:
+    """Bits per answer character of ``gen`` on ``examples``."""
+    from rag_server.generator.data import answer_nats
 
-    gen = Generator.load(checkpoint)
-    total, count = 0.0, 0
-    for start in range(0, len(examples), 16):
-        x, y = collate(examples[start : start + 16], gen.vocab)  # type: ignore[arg-type]
-        logits, _ = gen.model(x)
-        total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX, reduction="sum").item()
-        count += int((y != IGNORE_INDEX).sum())
-    return total / count / math.log(2)
+    return answer_nats(gen.model, examples, gen.vocab)[0] / math.log(2)
 
 
 def ladder(
@@ -165,12 +157,12 @@ def ladder(
 
     passages = load_passages(corpus)
     train, held_out = split_passages(passages, VAL_FRACTION, seed)
-    block_size = 768
+    gen = None
     if checkpoint is not None and checkpoint.exists():
-        from rag_server.generator.checkpoint import load_checkpoint
+        from rag_server.generator import Generator
 
-        block_size = load_checkpoint(checkpoint).config.block_size
-    val = ExampleStream(ExampleBuilder(held_out, block_size), 0.0, seed + 1).take(examples)
+        gen = Generator.load(checkpoint)
+    val = ExampleStream(ExampleBuilder(held_out, gen.block_size if gen else BLOCK_SIZE), 0.0, seed + 1).take(examples)
     # The bigrams learn from the training passages' sentences, each as an answer is written.
     texts = [f"{ANSWER_PREFIX}{s}{STOP}" for p in train for s in sentences(one_line(p.text))]
     answers = [f"{ANSWER_PREFIX}{e.answer}{STOP}" for e in val]
@@ -181,8 +173,8 @@ def ladder(
         Rung("word bigram", sum(word.bits(a) for a in answers) / n_chars),
         Rung("char bigram", sum(char.bits(a, prev=":") for a in answers) / n_chars),  # after "Answer:"
     ]
-    if checkpoint is not None and checkpoint.exists():
-        rungs.append(Rung("generator", generator_bits(checkpoint, val)))
+    if gen is not None:
+        rungs.append(Rung("generator", generator_bits(gen, val)))
     return rungs, n_chars
 
 
