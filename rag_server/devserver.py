@@ -20,6 +20,15 @@ from types import TracebackType
 APP = "rag_server.api:create_app()"
 
 
+def report_checks(checks: dict[str, bool]) -> int:
+    """Print each named check as ok/FAIL and the overall result; the exit status (0 only if all pass)."""
+    for name, ok in checks.items():
+        print(f"  [{'ok' if ok else 'FAIL'}] {name}")
+    passed = all(checks.values())
+    print(f"result: {'PASS' if passed else 'FAIL'}")
+    return 0 if passed else 1
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -29,7 +29,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, seed, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from rag_server.devserver import LocalServer
+from rag_server.devserver import LocalServer, report_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -94,11 +94,7 @@ def fuzz(base: str, args: argparse.Namespace) -> int:
         "zero failures (no 5xx, no schema violation)": not failures,
         f"at least {args.min_total} cases": total >= args.min_total,
     }
-    for name, ok in checks.items():
-        print(f"  [{'ok' if ok else 'FAIL'}] {name}")
-    passed = all(checks.values())
-    print(f"result: {'PASS' if passed else 'FAIL'}")
-    return 0 if passed else 1
+    return report_checks(checks)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,7 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from rag_server.build import BuildConfig, build_index  # noqa: E402
-from rag_server.devserver import LocalServer  # noqa: E402
+from rag_server.devserver import LocalServer, report_checks  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 QUERIES = [
@@ -219,11 +219,7 @@ def report(results: list[Result], info: dict[str, Any], old_id: str, elapsed: fl
         and payload.get("previous_build_id") == old_id
         and payload.get("build_id") == new_id,
     }
-    for name, ok in checks.items():
-        print(f"  [{'ok' if ok else 'FAIL'}] {name}")
-    passed = all(checks.values())
-    print(f"result: {'PASS' if passed else 'FAIL'}")
-    return 0 if passed else 1
+    return report_checks(checks)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from rag_server.build import BuildConfig, build_index  # noqa: E402
-from rag_server.devserver import LocalServer  # noqa: E402
+from rag_server.devserver import LocalServer, report_checks  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 SAMPLE_EVERY_S = 10.0
@@ -191,11 +191,7 @@ def run_load(base: str, master: int, args: argparse.Namespace) -> int:
         "zero errors": not errors and len(latencies) > 0,
         f"RSS growth < {MAX_GROWTH * 100:.0f} %": growth < MAX_GROWTH and len(post_warmup) >= 2,
     }
-    for name, ok in checks.items():
-        print(f"  [{'ok' if ok else 'FAIL'}] {name}")
-    passed = all(checks.values())
-    print(f"result: {'PASS' if passed else 'FAIL'}")
-    return 0 if passed else 1
+    return report_checks(checks)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
