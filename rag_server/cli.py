@@ -105,14 +105,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     """Retrieve, build the prompt and answer with the generator, as ``POST /v1/ask`` does."""
+    from .generator import load_generator
     from .pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
 
-    generator = None
-    if (args.checkpoint or "").lower() != "none":
-        from .generator import Generator
-        from .generator.paths import PACKAGED_CHECKPOINT
-
-        generator = Generator.load(args.checkpoint or PACKAGED_CHECKPOINT)
+    generator = load_generator(args.checkpoint)
     pipeline = RagPipeline(args.index, generator=generator, support_threshold=DEFAULT_SUPPORT_THRESHOLD)
     question = args.question or SAMPLE_QUESTION
     result = pipeline.ask(question, strategy=args.strategy, k=args.k, filters=_filters(args))

@@ -521,3 +521,17 @@ def test_prompt_lookup_draft_copies_what_followed() -> None:
     assert CharTransformer._draft(chr(4), 3) == []
     with pytest.raises(ValueError, match="lookup"):
         tiny_model(vocab_size=7).generate(torch.tensor([[1]]), 3, lookup=-1)
+
+
+def test_load_generator_reads_a_setting(tmp_path: Path, generator: Generator) -> None:
+    from rag_server.generator import load_generator
+    from rag_server.generator.paths import PACKAGED_CHECKPOINT
+
+    for off in ("none", "None", " NONE ", ""):
+        assert load_generator(off) is None
+    packaged = load_generator(None)
+    assert packaged is not None
+    assert packaged.checkpoint_id == hashlib.sha256(PACKAGED_CHECKPOINT.read_bytes()).hexdigest()[:12]
+    path = _saved(tmp_path, generator)
+    loaded = load_generator(str(path))
+    assert loaded is not None and loaded.vocab == generator.vocab

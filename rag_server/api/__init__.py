@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -129,9 +128,7 @@ def _rate_limit(app: Flask, exempt: Any) -> None:
 
 
 def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
-    generator = None
-    if config["GENERATOR_CHECKPOINT"] and config["GENERATOR_CHECKPOINT"].lower() != "none":
-        from ..generator import Generator
+    from ..generator import load_generator
 
-        generator = Generator.load(Path(config["GENERATOR_CHECKPOINT"]))
+    generator = load_generator(config["GENERATOR_CHECKPOINT"])
     return RagPipeline(config["INDEX_DIR"], generator=generator, support_threshold=config["SUPPORT_THRESHOLD"])

@@ -8,7 +8,7 @@ answer copied from its context.
 Train one with ``scripts/train_generator.py``.
 """
 
-from .checkpoint import Checkpoint, Generator, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, Generator, load_checkpoint, load_generator, save_checkpoint
 from .model import CharTransformer, GeneratorConfig
 from .vocab import CharVocab
 
@@ -19,5 +19,6 @@ __all__ = [
     "Generator",
     "GeneratorConfig",
     "load_checkpoint",
+    "load_generator",
     "save_checkpoint",
 ]

@@ -293,3 +293,16 @@ class Generator:
             if cut >= 0:
                 text = text[:cut]
         return text
+
+
+def load_generator(setting: str | Path | None) -> Generator | None:
+    """The generator a setting names: ``None`` is the packaged checkpoint, ``"none"`` (any case) or
+    ``""`` is no generator (answers quote the best passage), anything else a checkpoint path.
+    The one reading of ``RAG_GENERATOR_CHECKPOINT`` and ``rag-server ask --checkpoint``."""
+    if setting is None:
+        from .paths import PACKAGED_CHECKPOINT
+
+        return Generator.load(PACKAGED_CHECKPOINT)
+    if str(setting).strip().lower() in {"", "none"}:
+        return None
+    return Generator.load(setting)
