@@ -7,6 +7,8 @@ aggregate in Prometheus by instance.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -26,14 +28,28 @@ class Metrics:
             "rag_stage_seconds", "Pipeline stage latency", ["stage"], buckets=_BUCKETS, registry=self.registry
         )
         self.errors = Counter("rag_errors_total", "Error responses", ["code"], registry=self.registry)
+        # labels() validates and locks on every call; the children of a label set never change,
+        # so each is looked up once. Keys are route patterns and stage names: a bounded set.
+        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._stage_series: dict[str, Any] = {}
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, method, str(status)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+        key = (endpoint, method, status)
+        series = self._request_series.get(key)
+        if series is None:
+            series = self._request_series[key] = (
+                self.requests.labels(endpoint, method, str(status)),
+                self.latency.labels(endpoint),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_stages(self, timings_ms: dict[str, float]) -> None:
         for stage, ms in timings_ms.items():
-            self.stages.labels(stage).observe(ms / 1000)
+            series = self._stage_series.get(stage)
+            if series is None:
+                series = self._stage_series[stage] = self.stages.labels(stage)
+            series.observe(ms / 1000)
 
     def export(self) -> Response:
         return Response(generate_latest(self.registry), mimetype=CONTENT_TYPE_LATEST)
