@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..analysis import fold
 from ..chunking import Passage
@@ -27,12 +28,24 @@ class CitedRefs:
 
     def matches(self, passage: Passage) -> bool:
         """The passage explains a cited article of the cited instrument (LGPD by default)."""
-        source = fold(passage.source)
+        source = _folded_source(passage.source)
         if self.resolutions:
-            if not any(re.search(rf"(?<!\d){re.escape(r)}(?!\d)", source) for r in self.resolutions):
+            if not any(_resolution_pattern(r).search(source) for r in self.resolutions):
                 return False
             return not self.articles or passage.article in self.articles
         return passage.article in self.articles and "13.709" in source
+
+
+# The hybrid retriever asks ``matches`` of every fused candidate (up to 200 per query), and a
+# corpus has only a few dozen distinct sources and cited resolutions: fold and compile each once.
+@lru_cache(maxsize=4096)
+def _folded_source(source: str) -> str:
+    return fold(source)
+
+
+@lru_cache(maxsize=1024)
+def _resolution_pattern(resolution: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\d){re.escape(resolution)}(?!\d)")
 
 
 def cited_refs(query: str) -> CitedRefs:

@@ -85,11 +85,12 @@ class HybridRetriever(Retriever):
                     s = s * factor if applies(passages[pid]) else s
                 boosted.append((pid, s))
             fused = sorted(boosted, key=lambda item: (-item[1], item[0]))
+        by_id = {name: {h.passage_id: h for h in found} for name, found in lists.items()}
         hits = []
         for rank, (pid, score) in enumerate(fused[:k], start=1):
             components = {}
-            for name, found in lists.items():
-                mine = next((h for h in found if h.passage_id == pid), None)
+            for name, found_by_id in by_id.items():
+                mine = found_by_id.get(pid)
                 components[name] = ComponentScore(mine.rank if mine else None, mine.score if mine else None)
             hits.append(Hit(rank=rank, score=float(score), passage=passages[pid], components=components))
         return hits
