@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
 from rag_server.chunking import Passage
 from rag_server.errors import EmptyQueryError, InvalidParameterError, UnknownFilterError, UnknownStrategyError
+from rag_server.indexes import ScoredPassages
 from rag_server.loader import IndexBuild
-from rag_server.retrieval import STRATEGIES, Hit, HybridRetriever, Retriever, make_retriever
+from rag_server.retrieval import STRATEGIES, HybridRetriever, IndexRetriever, Retriever, make_retriever
 
 
 @pytest.fixture
@@ -99,16 +101,19 @@ def test_hybrid_keeps_each_components_rank_and_score(index: IndexBuild, fake_enc
 # ------------------------------------------------------------------ fusion by hand
 
 
-class _Fixed(Retriever):
+class _Fixed(IndexRetriever):
     """A component that returns a fixed ranking, to check fusion arithmetic."""
 
     def __init__(self, build: IndexBuild, ranking: list[tuple[str, float]]) -> None:
         super().__init__(build)
         self.ranking = ranking
 
-    def _search(self, query, terms, k, mask):  # type: ignore[no-untyped-def]
-        by_id = {p.id: p for p in self.build.passages}
-        return [Hit(rank=i, score=s, passage=by_id[pid]) for i, (pid, s) in enumerate(self.ranking[:k], start=1)]
+    def _scored(self, query, terms, k, mask):  # type: ignore[no-untyped-def]
+        row = {p.id: i for i, p in enumerate(self.build.passages)}
+        chosen = self.ranking[:k]
+        return ScoredPassages(
+            np.array([row[pid] for pid, _ in chosen], dtype=np.int64), np.array([s for _, s in chosen], np.float32)
+        )
 
 
 def _ids(index: IndexBuild) -> list[str]:
@@ -159,6 +164,12 @@ def test_convex_combination_of_min_max_normalised_scores(index: IndexBuild) -> N
 def test_bad_hybrid_options(index: IndexBuild, options: dict[str, object]) -> None:
     with pytest.raises(InvalidParameterError):
         HybridRetriever(index, {"bm25": _Fixed(index, [])}, **options)  # type: ignore[arg-type]
+
+
+def test_hybrid_components_must_rank_with_one_index(index: IndexBuild) -> None:
+    inner = HybridRetriever(index, {"bm25": _Fixed(index, [])})
+    with pytest.raises(InvalidParameterError, match="one index"):
+        HybridRetriever(index, {"bm25": _Fixed(index, []), "hybrid": inner})
 
 
 def test_passage_round_trip() -> None:

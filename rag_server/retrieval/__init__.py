@@ -12,7 +12,7 @@ from typing import Any
 from ..embedding import Encoder
 from ..errors import UnknownStrategyError
 from ..loader import IndexBuild
-from .base import FILTER_FIELDS, MAX_K, ComponentScore, Filters, Hit, Retriever
+from .base import FILTER_FIELDS, MAX_K, ComponentScore, Filters, Hit, IndexRetriever, Retriever
 from .dense import DenseRetriever
 from .hybrid import HybridRetriever
 from .sparse import BM25Retriever, KeywordRetriever
@@ -70,6 +70,7 @@ __all__ = [
     "Filters",
     "Hit",
     "HybridRetriever",
+    "IndexRetriever",
     "KeywordRetriever",
     "Retriever",
     "make_retriever",

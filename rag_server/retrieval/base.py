@@ -121,9 +121,21 @@ class Retriever(ABC):
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
         """Top ``k`` hits among passages allowed by ``mask``."""
 
-    def _hits(self, found: ScoredPassages) -> list[Hit]:
+
+class IndexRetriever(Retriever):
+    """A strategy that ranks with one index: rows and scores first, Hits only for the caller.
+
+    A hybrid fuses the components' rows and scores 100 deep and makes Hits for its top k only.
+    """
+
+    @abstractmethod
+    def _scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
+        """Rows of the top ``k`` passages allowed by ``mask`` and their scores, best first."""
+
+    def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
+        found = self._scored(query, terms, k, mask)
         passages = self.build.passages
         return [
-            Hit(rank=r, score=float(s), passage=passages[int(i)])
+            Hit(rank=r, score=float(s), passage=passages[i])
             for r, (i, s) in enumerate(zip(found.indices.tolist(), found.scores.tolist(), strict=True), start=1)
         ]

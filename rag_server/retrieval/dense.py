@@ -9,11 +9,12 @@ import numpy.typing as npt
 
 from ..embedding import Encoder, SentenceTransformerEncoder
 from ..errors import IndexLoadError, ModelError
+from ..indexes import ScoredPassages
 from ..loader import IndexBuild
-from .base import Hit, Retriever
+from .base import IndexRetriever
 
 
-class DenseRetriever(Retriever):
+class DenseRetriever(IndexRetriever):
     name = "dense"
 
     def __init__(self, build: IndexBuild, encoder: Encoder | None = None, query_language: str | None = None) -> None:
@@ -39,9 +40,8 @@ class DenseRetriever(Retriever):
         vector.setflags(write=False)  # shared through the cache
         return vector
 
-    def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
-        found = self.index.search(self.query_vector(query), k, mask)
-        return self._hits(found)
+    def _scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
+        return self.index.search(self.query_vector(query), k, mask)
 
     def similarity(self, query: str, passage_ids: list[str]) -> list[float]:
         """Cosine similarity between the query and each passage (an absolute evidence scale)."""

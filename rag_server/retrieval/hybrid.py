@@ -21,7 +21,7 @@ an article or resolution the query names ("art. 18", "Res. CD/ANPD 15/2024"), se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -29,8 +29,9 @@ import numpy.typing as npt
 from ..analysis import detect_language
 from ..chunking import Passage
 from ..errors import InvalidParameterError
+from ..indexes import ScoredPassages
 from ..loader import IndexBuild
-from .base import MAX_K, ComponentScore, Hit, Retriever
+from .base import MAX_K, ComponentScore, Hit, IndexRetriever, Retriever
 from .citations import cited_refs
 
 FUSIONS = ("rrf", "convex")
@@ -65,7 +66,10 @@ class HybridRetriever(Retriever):
         self.weights = {name: float(weights.get(name, 1.0)) for name in components}
         if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
             raise InvalidParameterError("weights must be non-negative and not all zero")
-        self.components = dict(components)
+        not_indexed = sorted(name for name, r in components.items() if not isinstance(r, IndexRetriever))
+        if not_indexed:
+            raise InvalidParameterError(f"hybrid components must rank with one index each: {not_indexed}")
+        self.components = {name: r for name, r in components.items() if isinstance(r, IndexRetriever)}
         self.fusion = fusion
         self.rrf_k = float(rrf_k)
         self.depth = depth
@@ -74,25 +78,30 @@ class HybridRetriever(Retriever):
         self.name = "hybrid" if fusion == "rrf" else "hybrid-convex"
 
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
-        lists = {name: r._search(query, terms, max(k, self.depth), mask) for name, r in self.components.items()}
-        fused = fuse(lists, self.fusion, self.rrf_k, self.weights)
-        passages = {h.passage_id: h.passage for hits in lists.values() for h in hits}
+        depth = max(k, self.depth)
+        found = {name: r._scored(query, terms, depth, mask) for name, r in self.components.items()}
+        passages = self.build.passages
+        fused = fuse(found, self.fusion, self.rrf_k, self.weights, passages)
         factors = self._boosts(query)
         if factors:
             boosted = []
-            for pid, s in fused:
+            for row, s in fused:
                 for applies, factor in factors:
-                    s = s * factor if applies(passages[pid]) else s
-                boosted.append((pid, s))
-            fused = sorted(boosted, key=lambda item: (-item[1], item[0]))
-        by_id = {name: {h.passage_id: h for h in found} for name, found in lists.items()}
+                    s = s * factor if applies(passages[row]) else s
+                boosted.append((row, s))
+            fused = sorted(boosted, key=lambda item: (-item[1], passages[item[0]].id))
+        # Each component's rank (1-based) and score of the passages shown, by row.
+        ranked = {
+            name: {row: (rank, score) for rank, (row, score) in enumerate(_rows_scores(f), start=1)}
+            for name, f in found.items()
+        }
         hits = []
-        for rank, (pid, score) in enumerate(fused[:k], start=1):
+        for rank, (row, score) in enumerate(fused[:k], start=1):
             components = {}
-            for name, found_by_id in by_id.items():
-                mine = found_by_id.get(pid)
-                components[name] = ComponentScore(mine.rank if mine else None, mine.score if mine else None)
-            hits.append(Hit(rank=rank, score=float(score), passage=passages[pid], components=components))
+            for name, by_row in ranked.items():
+                mine = by_row.get(row)
+                components[name] = ComponentScore(*mine) if mine else ComponentScore(None, None)
+            hits.append(Hit(rank=rank, score=float(score), passage=passages[row], components=components))
         return hits
 
     def _boosts(self, query: str) -> list[tuple[Callable[[Passage], bool], float]]:
@@ -107,20 +116,28 @@ class HybridRetriever(Retriever):
         return factors
 
 
+def _rows_scores(found: ScoredPassages) -> zip[tuple[int, float]]:
+    return zip(found.indices.tolist(), found.scores.tolist(), strict=True)
+
+
 def fuse(
-    lists: Mapping[str, list[Hit]], fusion: str, rrf_k: float, weights: Mapping[str, float]
-) -> list[tuple[str, float]]:
-    """(passage id, fused score), best first; ties broken by passage id for determinism."""
-    totals: dict[str, float] = {}
-    for name, hits in lists.items():
+    found: Mapping[str, ScoredPassages],
+    fusion: str,
+    rrf_k: float,
+    weights: Mapping[str, float],
+    passages: Sequence[Passage],
+) -> list[tuple[int, float]]:
+    """(passage row, fused score), best first; ties broken by passage id for determinism."""
+    totals: dict[int, float] = {}
+    for name, f in found.items():
         w = weights.get(name, 1.0)
         if fusion == "rrf":
-            contrib = {h.passage_id: w / (rrf_k + h.rank) for h in hits}
+            contrib = {row: w / (rrf_k + rank) for rank, (row, _) in enumerate(_rows_scores(f), start=1)}
         else:
-            scores = np.array([h.score for h in hits], dtype=np.float64)
+            scores = f.scores.astype(np.float64)
             lo, hi = (scores.min(), scores.max()) if scores.size else (0.0, 0.0)
             span = hi - lo
-            contrib = {h.passage_id: w * ((h.score - lo) / span if span > 0 else 1.0) for h in hits}
-        for pid, value in contrib.items():
-            totals[pid] = totals.get(pid, 0.0) + value
-    return sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+            contrib = {row: w * ((s - lo) / span if span > 0 else 1.0) for row, s in _rows_scores(f)}
+        for row, value in contrib.items():
+            totals[row] = totals.get(row, 0.0) + value
+    return sorted(totals.items(), key=lambda item: (-item[1], passages[item[0]].id))

@@ -6,12 +6,12 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import IndexLoadError
-from ..indexes.sparse import PostingsIndex
+from ..indexes.sparse import PostingsIndex, ScoredPassages
 from ..loader import IndexBuild
-from .base import Hit, Retriever
+from .base import IndexRetriever
 
 
-class _PostingsRetriever(Retriever):
+class _PostingsRetriever(IndexRetriever):
     """Ranks with the build's index named :attr:`name` (an attribute of ``IndexBuild``)."""
 
     def __init__(self, build: IndexBuild, query_language: str | None = None) -> None:
@@ -21,8 +21,8 @@ class _PostingsRetriever(Retriever):
             raise IndexLoadError(build.path / self.name, f"this build has no {self.name} index")
         self.index = index
 
-    def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
-        return self._hits(self.index.search(terms, k, mask))
+    def _scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
+        return self.index.search(terms, k, mask)
 
 
 class KeywordRetriever(_PostingsRetriever):
