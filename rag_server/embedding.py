@@ -79,6 +79,7 @@ class SentenceTransformerEncoder:
         self._device = device or "cpu"
         self._threads = threads
         self._model: Any = None
+        self._traced: Any = None  # embedding_trace.TracedForward, made with the model when exact
         self.checksum = model_checksum(self._path)
         if eager:
             self._load()
@@ -99,6 +100,9 @@ class SentenceTransformerEncoder:
             if not self._model.get_embedding_dimension():
                 raise ModelError(f"embedding model {self.name!r} does not report its dimension")
             self._model.eval()
+            from .embedding_trace import TracedForward
+
+            self._traced = TracedForward.build(self._model)
         return self._model
 
     @property
@@ -123,15 +127,23 @@ class SentenceTransformerEncoder:
 
         ``encode`` sorts, batches, checks devices and converts around the forward pass: for a
         single query that is ~7,000 Python calls and ~1.3 ms of a ~13 ms encoding on one CPU
-        thread (docs/BENCHMARKS.md). The vectors are the same (tests/test_embedding.py).
+        thread. The forward pass itself runs traced when the trace is exact
+        (:mod:`rag_server.embedding_trace`, ~3 ms less). The vectors are the ones
+        ``model.encode`` gives (tests/test_embedding.py; docs/BENCHMARKS.md).
         Models with a default prompt or a truncated dimension keep the full path.
         """
         import torch
         from sentence_transformers.util import batch_to_device
 
+        from .embedding_trace import tensors_of
+
         with torch.inference_mode():
-            features = batch_to_device(model.preprocess([text]), model.device)
-            vector = model(features)["sentence_embedding"]  # (1, dimension)
+            features = model.preprocess([text])
+            tensors = tensors_of(features)
+            if self._traced is not None and self._traced.accepts(tensors):
+                vector = self._traced(tensors)  # (1, dimension)
+            else:
+                vector = model(batch_to_device(features, model.device))["sentence_embedding"]
             vector = torch.nn.functional.normalize(vector, p=2, dim=1)
         return vector.cpu().numpy().astype(np.float32, copy=False)
 

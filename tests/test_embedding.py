@@ -1,11 +1,14 @@
-"""The real bundled encoder: the one-query fast path gives the vectors ``model.encode`` gives."""
+"""The real bundled encoder: the one-query path (traced when exact) gives ``model.encode``'s vectors."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from rag_server import embedding_trace
 from rag_server.embedding import SentenceTransformerEncoder
+from rag_server.embedding_trace import TracedForward
 
 TEXTS = [
     "O que é dado pessoal sensível segundo a LGPD?",
@@ -18,6 +21,10 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def encoder() -> SentenceTransformerEncoder:
     return SentenceTransformerEncoder(eager=True)
+
+
+def test_the_bundled_model_is_traced(encoder: SentenceTransformerEncoder) -> None:
+    assert encoder._traced is not None  # so the test below checks the traced path
 
 
 @pytest.mark.parametrize("text", TEXTS, ids=["pt", "en", "long", "empty"])
@@ -34,3 +41,25 @@ def test_batches_keep_the_library_path(encoder: SentenceTransformerEncoder) -> N
     one_by_one = np.vstack([encoder.encode([t]) for t in TEXTS])
     assert batch.shape == (len(TEXTS), encoder.dimension)
     np.testing.assert_allclose(batch, one_by_one, atol=1e-5)  # padding in a batch moves the last bits
+
+
+def test_a_trace_that_differs_is_not_used(encoder: SentenceTransformerEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    def off_by_a_little(self: TracedForward, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.module(*tensors.values()) + 1e-4  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(TracedForward, "__call__", off_by_a_little)
+    assert TracedForward.build(encoder._model) is None
+
+
+def test_a_trace_that_fails_is_not_used(encoder: SentenceTransformerEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("cannot trace this model")
+
+    monkeypatch.setattr(embedding_trace.torch.jit, "trace", refuse)
+    assert TracedForward.build(encoder._model) is None
+
+
+def test_eager_pass_same_vectors(encoder: SentenceTransformerEncoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    traced = encoder.encode([TEXTS[0]])
+    monkeypatch.setattr(encoder, "_traced", None)
+    np.testing.assert_array_equal(encoder.encode([TEXTS[0]]), traced)
