@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -80,30 +81,38 @@ class SentenceTransformerEncoder:
         self._threads = threads
         self._model: Any = None
         self._traced: Any = None  # embedding_trace.TracedForward, made with the model when exact
+        self._loading = threading.Lock()  # the first queries of a server can arrive together
         self.checksum = model_checksum(self._path)
         if eager:
             self._load()
 
     def _load(self) -> Any:
-        if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            import torch
-            from sentence_transformers import SentenceTransformer
-
-            if self._threads is not None:
-                torch.set_num_threads(self._threads)
-            try:
-                self._model = SentenceTransformer(self._path, device=self._device)
-            except Exception as exc:  # the library raises many kinds; all mean "cannot load"
-                raise ModelError(f"cannot load embedding model {self.name!r} from {self._path}: {exc}") from None
-            if not self._model.get_embedding_dimension():
-                raise ModelError(f"embedding model {self.name!r} does not report its dimension")
-            self._model.eval()
-            from .embedding_trace import TracedForward
-
-            self._traced = TracedForward.build(self._model)
+        if self._model is not None:
+            return self._model
+        with self._loading:
+            if self._model is None:
+                self._model, self._traced = self._load_model()
         return self._model
+
+    def _load_model(self) -> tuple[Any, Any]:
+        """The model, and its traced forward pass when that is exact (else None)."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        from .embedding_trace import TracedForward
+
+        if self._threads is not None:
+            torch.set_num_threads(self._threads)
+        try:
+            model = SentenceTransformer(self._path, device=self._device)
+        except Exception as exc:  # the library raises many kinds; all mean "cannot load"
+            raise ModelError(f"cannot load embedding model {self.name!r} from {self._path}: {exc}") from None
+        if not model.get_embedding_dimension():
+            raise ModelError(f"embedding model {self.name!r} does not report its dimension")
+        model.eval()
+        return model, TracedForward.build(model)
 
     @property
     def dimension(self) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
@@ -63,3 +66,18 @@ def test_eager_pass_same_vectors(encoder: SentenceTransformerEncoder, monkeypatc
     traced = encoder.encode([TEXTS[0]])
     monkeypatch.setattr(encoder, "_traced", None)
     np.testing.assert_array_equal(encoder.encode([TEXTS[0]]), traced)
+
+
+def test_first_queries_arriving_together_load_the_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = SentenceTransformerEncoder()
+    loads: list[int] = []
+
+    def slow_load() -> tuple[object, None]:
+        loads.append(1)
+        time.sleep(0.2)  # long enough for the other threads to arrive meanwhile
+        return object(), None
+
+    monkeypatch.setattr(fresh, "_load_model", slow_load)
+    with ThreadPoolExecutor(4) as pool:
+        models = list(pool.map(lambda _: fresh._load(), range(4)))
+    assert len(loads) == 1 and all(m is models[0] for m in models)
