@@ -8,6 +8,7 @@ finishes on it while new requests see the new one.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .embedding import Encoder
+from .errors import RagServerError
 from .loader import IndexBuild
 from .prompt import DEFAULT_BUDGET, Citation, build_prompt
 from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, Hit, Retriever, make_retriever
@@ -86,11 +88,27 @@ class RagPipeline:
         return self._state.build
 
     def reload(self) -> str:
-        """Load the newest complete build and switch to it; the old one keeps serving until then."""
+        """Load the newest complete build, warm it up, and switch to it; the old one keeps
+        serving until then."""
         fresh = _Served(IndexBuild.load(self.index_root))
+        self._warm(fresh)
         with self._lock:
             self._state = fresh
         return fresh.build.build_id
+
+    def warm_up(self) -> None:
+        """One search with the default strategy, so that what it loads on first use (the
+        embedding model and its trace, a few seconds) loads now rather than on a user's first
+        question. A failure is only logged: the same error will reach the request that needs it."""
+        self._warm(self._state)
+
+    def _warm(self, state: _Served, query: str = "proteção de dados pessoais") -> None:
+        try:
+            self.retriever(None, state).search(query, k=1)
+        except RagServerError as exc:
+            logging.getLogger("rag_server.pipeline").warning(
+                "warm-up search failed", extra={"fields": {"error": str(exc)}}
+            )
 
     def retriever(self, strategy: str | None, state: _Served | None = None) -> Retriever:
         """The build's retriever for ``strategy``, made on first use. Hybrids reuse the build's

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from rag_server.api import create_app
-from rag_server.pipeline import STRATEGY_DESCRIPTIONS
-from rag_server.retrieval import STRATEGIES
+from rag_server.errors import ModelError
+from rag_server.pipeline import STRATEGY_DESCRIPTIONS, RagPipeline
+from rag_server.retrieval import DEFAULT_STRATEGY, STRATEGIES
 
 
 def _error(response) -> dict:  # type: ignore[no-untyped-def]
@@ -238,3 +240,68 @@ def test_hybrids_reuse_the_pipelines_bm25_and_dense_retrievers(app) -> None:  # 
     for name in ("hybrid", "hybrid-convex"):
         components = pipeline.retriever(name).components
         assert components["dense"] is dense and components["bm25"] is bm25
+
+
+def test_an_app_that_loads_its_own_index_warms_it_up_in_the_background(  # type: ignore[no-untyped-def]
+    built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warmed = threading.Event()
+    monkeypatch.setattr(RagPipeline, "warm_up", lambda self: warmed.set())
+    app = create_app({"INDEX_DIR": str(tmp_path / "indexes"), "GENERATOR_CHECKPOINT": "none"})
+    assert app.extensions["rag_pipeline"] is not None
+    assert warmed.wait(timeout=10)
+
+
+def test_not_ready_until_the_warm_up_is_done(  # type: ignore[no-untyped-def]
+    built, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    monkeypatch.setattr(RagPipeline, "warm_up", lambda self: release.wait(timeout=10))
+    app = create_app({"INDEX_DIR": str(tmp_path / "indexes"), "GENERATOR_CHECKPOINT": "none"})
+    client = app.test_client()
+    r = client.get("/readyz")
+    assert r.status_code == 503 and "embedding model" in r.get_json()["reason"]
+    assert client.post("/v1/search", json={"query": "dados", "strategy": "bm25"}).status_code == 200
+    release.set()
+    assert app.extensions["rag_warmed"].wait(timeout=10)
+    assert client.get("/readyz").status_code == 200
+
+
+def test_an_integer_beyond_64_bits_is_a_clear_400(client) -> None:  # type: ignore[no-untyped-def]
+    body = '{"query": "dados", "k": 123456789012345678901234567890}'  # orjson reads it as a float
+    r = client.post("/v1/search", data=body, content_type="application/json")
+    assert r.status_code == 400 and _error(r)["message"].startswith("k:")
+
+
+def test_an_injected_pipeline_is_not_warmed_up(app, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    calls: list[str] = []
+    monkeypatch.setattr(RagPipeline, "warm_up", lambda self: calls.append("warm"))
+    create_app({"PIPELINE": app.extensions["rag_pipeline"], "TESTING": True})
+    assert calls == []
+
+
+def test_warm_up_makes_the_default_retriever_and_embeds_once(app, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    pipeline: RagPipeline = app.extensions["rag_pipeline"]
+    before = fake_encoder.calls
+    pipeline.warm_up()
+    assert DEFAULT_STRATEGY in pipeline._state.retrievers
+    assert fake_encoder.calls == before + 1
+
+
+def test_reload_warms_the_new_build_before_switching(app, make_build, corpus_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    pipeline: RagPipeline = app.extensions["rag_pipeline"]
+    make_build(corpus_dir)  # a newer build of the same corpus
+    pipeline.reload()
+    assert DEFAULT_STRATEGY in pipeline._state.retrievers  # made (and its query embedded) before the switch
+
+
+def test_a_failed_warm_up_is_logged_not_raised(app, caplog: pytest.LogCaptureFixture, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pipeline: RagPipeline = app.extensions["rag_pipeline"]
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ModelError("cannot load embedding model 'x'")
+
+    monkeypatch.setattr(pipeline, "retriever", broken)
+    with caplog.at_level(logging.WARNING, logger="rag_server.pipeline"):
+        pipeline.warm_up()
+    assert any(r.getMessage() == "warm-up search failed" for r in caplog.records)

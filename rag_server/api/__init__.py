@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -68,7 +69,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         import torch
 
         torch.set_num_threads(int(app.config["TORCH_THREADS"]))
-        pipeline = app.config.get("PIPELINE") or _make_pipeline(app.config)
+        pipeline = app.config.get("PIPELINE")
+        if pipeline is None:
+            pipeline = _make_pipeline(app.config)
+            # The embedding model loads on the first dense search: start that now, beside the
+            # server rather than before it (gunicorn times out a worker that boots too long).
+            # A question arriving meanwhile waits for the same load, not for a second one.
+            # /readyz answers 503 until it is done, so a balancer sends no traffic meanwhile.
+            warmed = app.extensions["rag_warmed"] = threading.Event()
+            threading.Thread(target=_warm_up, args=(pipeline, warmed), name="rag-warm-up", daemon=True).start()
         app.extensions["rag_pipeline"] = pipeline
         log.info("index loaded", extra={"fields": {"build_id": pipeline.build.build_id}})
     except RagServerError as exc:
@@ -136,6 +145,13 @@ def _rate_limit(app: Flask, exempt: Any) -> None:
     limiter = Limiter(get_remote_address, app=app, default_limits=[limit], storage_uri="memory://")
     limiter.exempt(exempt)
     app.extensions["rag_limiter"] = limiter
+
+
+def _warm_up(pipeline: RagPipeline, done: threading.Event) -> None:
+    try:
+        pipeline.warm_up()
+    finally:
+        done.set()
 
 
 def _make_pipeline(config: dict[str, Any]) -> RagPipeline:

@@ -120,6 +120,9 @@ def readyz() -> ResponseReturnValue:
     if found is None:
         error = current_app.extensions.get("rag_load_error") or "no index build is loaded"
         return jsonify(status="not_ready", reason=error), 503
+    warmed = current_app.extensions.get("rag_warmed")
+    if warmed is not None and not warmed.is_set():
+        return jsonify(status="not_ready", reason="loading the embedding model (warm-up search)"), 503
     return jsonify(
         status="ready",
         build_id=found.build.build_id,

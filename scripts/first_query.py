@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""How long the first dense search takes on a freshly started server.
+
+Starts gunicorn (as bench_server.py does), waits ``--wait`` seconds after /readyz answers, then
+times one ``/v1/search`` with the dense strategy: the request that used to load the embedding
+model, before the app started loading it in the background.
+
+    .venv/bin/python scripts/first_query.py [--index indexes] [--wait 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import urllib.request
+
+from rag_server.devserver import LocalServer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--index", default="indexes")
+    parser.add_argument("--wait", type=float, default=12.0, help="seconds between ready and the first search")
+    args = parser.parse_args()
+    body = json.dumps({"query": "prazo para comunicar incidente", "strategy": "dense", "k": 3}).encode()
+    with LocalServer(args.index) as server:
+        time.sleep(args.wait)
+        request = urllib.request.Request(
+            server.base + "/v1/search", data=body, headers={"Content-Type": "application/json"}
+        )
+        start = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=120) as response:
+            response.read()
+        print(f"first dense search, {args.wait:g} s after ready: {(time.perf_counter() - start) * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
