@@ -91,7 +91,8 @@ class SentenceTransformerEncoder:
             return self._model
         with self._loading:
             if self._model is None:
-                self._model, self._traced = self._load_model()
+                model, self._traced = self._load_model()
+                self._model = model  # last: the unlocked check above reads it
         return self._model
 
     def _load_model(self) -> tuple[Any, Any]:
@@ -153,8 +154,9 @@ class SentenceTransformerEncoder:
                 vector = self._traced(tensors)  # (1, dimension)
             else:
                 vector = model(batch_to_device(features, model.device))["sentence_embedding"]
-            vector = torch.nn.functional.normalize(vector, p=2, dim=1)
-        return vector.cpu().numpy().astype(np.float32, copy=False)
+            # float() first: numpy has no bfloat16, and a model may be stored in it.
+            vector = torch.nn.functional.normalize(vector.float(), p=2, dim=1)
+        return vector.cpu().numpy()
 
 
 def text_key(text: str) -> bytes:

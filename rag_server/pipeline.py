@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from .embedding import Encoder
-from .errors import RagServerError
 from .loader import IndexBuild
 from .prompt import DEFAULT_BUDGET, Citation, build_prompt
 from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, Hit, Retriever, make_retriever
@@ -105,9 +104,9 @@ class RagPipeline:
     def _warm(self, state: _Served, query: str = "proteção de dados pessoais") -> None:
         try:
             self.retriever(None, state).search(query, k=1)
-        except RagServerError as exc:
+        except Exception as exc:  # a warm-up must never stop a start or a reload; requests will report it
             logging.getLogger("rag_server.pipeline").warning(
-                "warm-up search failed", extra={"fields": {"error": str(exc)}}
+                "warm-up search failed", extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}}
             )
 
     def retriever(self, strategy: str | None, state: _Served | None = None) -> Retriever:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from rag_server.api import create_app
-from rag_server.errors import ModelError
 from rag_server.pipeline import STRATEGY_DESCRIPTIONS, RagPipeline
 from rag_server.retrieval import DEFAULT_STRATEGY, STRATEGIES
 
@@ -273,6 +272,12 @@ def test_an_integer_beyond_64_bits_is_a_clear_400(client) -> None:  # type: igno
     assert r.status_code == 400 and _error(r)["message"].startswith("k:")
 
 
+def test_a_body_with_a_byte_order_mark_is_accepted(client) -> None:  # type: ignore[no-untyped-def]
+    body = "\ufeff" + json.dumps({"query": "consentimento do titular", "strategy": "bm25"})
+    r = client.post("/v1/search", data=body.encode("utf-8"), content_type="application/json")
+    assert r.status_code == 200, r.get_json()
+
+
 def test_an_injected_pipeline_is_not_warmed_up(app, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     calls: list[str] = []
     monkeypatch.setattr(RagPipeline, "warm_up", lambda self: calls.append("warm"))
@@ -299,7 +304,7 @@ def test_a_failed_warm_up_is_logged_not_raised(app, caplog: pytest.LogCaptureFix
     pipeline: RagPipeline = app.extensions["rag_pipeline"]
 
     def broken(*args: object, **kwargs: object) -> None:
-        raise ModelError("cannot load embedding model 'x'")
+        raise TypeError("an error from inside a library, not one of ours")
 
     monkeypatch.setattr(pipeline, "retriever", broken)
     with caplog.at_level(logging.WARNING, logger="rag_server.pipeline"):

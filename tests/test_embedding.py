@@ -81,3 +81,12 @@ def test_first_queries_arriving_together_load_the_model_once(monkeypatch: pytest
     with ThreadPoolExecutor(4) as pool:
         models = list(pool.map(lambda _: fresh._load(), range(4)))
     assert len(loads) == 1 and all(m is models[0] for m in models)
+
+
+def test_a_bfloat16_model_still_gives_float32_vectors() -> None:
+    encoder = SentenceTransformerEncoder(eager=True)
+    encoder._model.to(torch.bfloat16)
+    encoder._traced = None  # the trace was made for the float32 weights
+    vector = encoder.encode([TEXTS[0]])
+    assert vector.dtype == np.float32 and vector.shape == (1, encoder.dimension)
+    assert np.linalg.norm(vector[0]) == pytest.approx(1.0, abs=1e-3)

@@ -1,0 +1,25 @@
+"""JSON bodies with orjson, accepting what the standard library accepted.
+
+orjson encodes a search response in ~10 µs instead of ~100 µs. It is stricter on input than
+``json``: a UTF-8 byte-order mark, UTF-16/32 text are errors for it. A body orjson rejects is
+parsed again by the standard library, so clients see no change; only invalid JSON pays twice.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+from flask_orjson import OrjsonProvider
+
+
+class JsonProvider(OrjsonProvider):
+    # numpy scalars and arrays as numbers and lists; non-string keys as strings (like json.dumps).
+    option = orjson.OPT_NAIVE_UTC | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return orjson.loads(s)
+        except orjson.JSONDecodeError:
+            return json.loads(s)  # raises the standard library's error if it is not JSON either
