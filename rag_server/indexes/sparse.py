@@ -28,6 +28,10 @@ class ScoredPassages(NamedTuple):
     indices: npt.NDArray[np.int64]
     scores: npt.NDArray[np.float32]
 
+    def pairs(self) -> list[tuple[int, float]]:
+        """(row, score) as Python numbers, best first."""
+        return list(zip(self.indices.tolist(), self.scores.tolist(), strict=True))
+
 
 class TermMatrix(NamedTuple):
     vocab: dict[str, int]

@@ -133,9 +133,8 @@ class IndexRetriever(Retriever):
         """Rows of the top ``k`` passages allowed by ``mask`` and their scores, best first."""
 
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
-        found = self._scored(query, terms, k, mask)
         passages = self.build.passages
         return [
-            Hit(rank=r, score=float(s), passage=passages[i])
-            for r, (i, s) in enumerate(zip(found.indices.tolist(), found.scores.tolist(), strict=True), start=1)
+            Hit(rank=r, score=s, passage=passages[i])
+            for r, (i, s) in enumerate(self._scored(query, terms, k, mask).pairs(), start=1)
         ]

@@ -29,7 +29,6 @@ import numpy.typing as npt
 from ..analysis import detect_language
 from ..chunking import Passage
 from ..errors import InvalidParameterError
-from ..indexes import ScoredPassages
 from ..loader import IndexBuild
 from .base import MAX_K, ComponentScore, Hit, IndexRetriever, Retriever
 from .citations import cited_refs
@@ -79,7 +78,7 @@ class HybridRetriever(Retriever):
 
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
         depth = max(k, self.depth)
-        found = {name: r._scored(query, terms, depth, mask) for name, r in self.components.items()}
+        found = {name: r._scored(query, terms, depth, mask).pairs() for name, r in self.components.items()}
         passages = self.build.passages
         fused = fuse(found, self.fusion, self.rrf_k, self.weights, passages)
         factors = self._boosts(query)
@@ -92,8 +91,8 @@ class HybridRetriever(Retriever):
             fused = sorted(boosted, key=lambda item: (-item[1], passages[item[0]].id))
         # Each component's rank (1-based) and score of the passages shown, by row.
         ranked = {
-            name: {row: (rank, score) for rank, (row, score) in enumerate(_rows_scores(f), start=1)}
-            for name, f in found.items()
+            name: {row: (rank, score) for rank, (row, score) in enumerate(pairs, start=1)}
+            for name, pairs in found.items()
         }
         hits = []
         for rank, (row, score) in enumerate(fused[:k], start=1):
@@ -116,28 +115,25 @@ class HybridRetriever(Retriever):
         return factors
 
 
-def _rows_scores(found: ScoredPassages) -> zip[tuple[int, float]]:
-    return zip(found.indices.tolist(), found.scores.tolist(), strict=True)
-
-
 def fuse(
-    found: Mapping[str, ScoredPassages],
+    found: Mapping[str, list[tuple[int, float]]],
     fusion: str,
     rrf_k: float,
     weights: Mapping[str, float],
     passages: Sequence[Passage],
 ) -> list[tuple[int, float]]:
-    """(passage row, fused score), best first; ties broken by passage id for determinism."""
+    """(passage row, fused score), best first, from each component's (row, score) pairs (best
+    first); ties broken by passage id for determinism."""
     totals: dict[int, float] = {}
-    for name, f in found.items():
+    for name, pairs in found.items():
         w = weights.get(name, 1.0)
         if fusion == "rrf":
-            contrib = {row: w / (rrf_k + rank) for rank, (row, _) in enumerate(_rows_scores(f), start=1)}
+            contrib = {row: w / (rrf_k + rank) for rank, (row, _) in enumerate(pairs, start=1)}
         else:
-            scores = f.scores.astype(np.float64)
-            lo, hi = (scores.min(), scores.max()) if scores.size else (0.0, 0.0)
+            scores = [s for _, s in pairs]
+            lo, hi = (min(scores), max(scores)) if scores else (0.0, 0.0)
             span = hi - lo
-            contrib = {row: w * ((s - lo) / span if span > 0 else 1.0) for row, s in _rows_scores(f)}
+            contrib = {row: w * ((s - lo) / span if span > 0 else 1.0) for row, s in pairs}
         for row, value in contrib.items():
             totals[row] = totals.get(row, 0.0) + value
     return sorted(totals.items(), key=lambda item: (-item[1], passages[item[0]].id))
