@@ -124,9 +124,19 @@ class RagPipeline:
         with self._lock:
             found = state.retrievers.get(name)
             if found is None:
-                found = make_retriever(name, state.build, encoder=self._encoder, components=components)
+                found = make_retriever(name, state.build, encoder=self._encoder_for(state.build), components=components)
                 state.retrievers[name] = found
         return found
+
+    def _encoder_for(self, build: IndexBuild) -> Encoder | None:
+        """The encoder given to the pipeline; else the served build's, when ``build`` was
+        embedded by the same model (checksum), so that a reload does not load it a second time.
+        None lets the dense retriever load the model its build names."""
+        if self._encoder is not None:
+            return self._encoder
+        encoder: Encoder | None = getattr(self._state.retrievers.get("dense"), "encoder", None)
+        wanted = build.manifest.get("embedding", {}).get("model_checksum")
+        return encoder if encoder is not None and encoder.checksum == wanted else None
 
     def search(
         self, query: str, strategy: str | None = None, k: int = 10, filters: Filters | None = None

@@ -193,7 +193,8 @@ def report(results: list[Result], info: dict[str, Any], old_id: str, elapsed: fl
         f"({len(results) / elapsed:.0f}/s); done before the new build finished: {info.get('done_before_build')}, "
         f"done when the reload returned: {info.get('done_at_reload')}"
     )
-    print(f"reload: HTTP {info.get('status')} {json.dumps(payload)}")
+    took = info.get("received", float("nan")) - info.get("sent", float("nan"))
+    print(f"reload: HTTP {info.get('status')} in {took:.2f} s {json.dumps(payload)}")
     print(f"failed requests (non-200 or connection error): {len(failed)}")
     for r in failed[:5]:
         print(f"  request {r.number}: status {r.status} {r.error}")

@@ -300,6 +300,20 @@ def test_reload_warms_the_new_build_before_switching(app, make_build, corpus_dir
     assert DEFAULT_STRATEGY in pipeline._state.retrievers  # made (and its query embedded) before the switch
 
 
+def test_reload_keeps_the_loaded_embedding_model_when_the_new_build_uses_it(  # type: ignore[no-untyped-def]
+    built, make_build, corpus_dir: Path, tmp_path: Path, fake_encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag_server.retrieval import DenseRetriever
+
+    pipeline = RagPipeline(tmp_path / "indexes")  # no encoder given: each build's retriever finds one
+    pipeline._state.retrievers["dense"] = DenseRetriever(pipeline.build, fake_encoder)  # as if loaded
+    make_build(corpus_dir)  # a newer build, embedded by the same (fake) model
+    pipeline.reload()
+    assert pipeline._state.retrievers["dense"].encoder is fake_encoder  # type: ignore[attr-defined]
+    monkeypatch.setattr(fake_encoder, "checksum", "0" * 64)  # a build embedded by another model
+    assert pipeline._encoder_for(pipeline.build) is None
+
+
 def test_a_failed_warm_up_is_logged_not_raised(app, caplog: pytest.LogCaptureFixture, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     pipeline: RagPipeline = app.extensions["rag_pipeline"]
 
