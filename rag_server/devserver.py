@@ -13,9 +13,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 APP = "rag_server.api:create_app()"
 
@@ -27,6 +29,20 @@ def report_checks(checks: dict[str, bool]) -> int:
     passed = all(checks.values())
     print(f"result: {'PASS' if passed else 'FAIL'}")
     return 0 if passed else 1
+
+
+def post_json(
+    url: str, body: dict[str, Any], headers: dict[str, str] | None = None, timeout: float = 30
+) -> tuple[int, Any]:
+    """POST ``body`` as JSON; the status and the decoded JSON answer (an error's too)."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as r:
+            return int(r.status), json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return int(e.code), json.loads(e.read() or b"null")
 
 
 def free_port() -> int:

@@ -11,11 +11,9 @@ model, before the app started loading it in the background.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-import urllib.request
 
-from rag_server.devserver import LocalServer
+from rag_server.devserver import LocalServer, post_json
 
 
 def main() -> None:
@@ -23,16 +21,15 @@ def main() -> None:
     parser.add_argument("--index", default="indexes")
     parser.add_argument("--wait", type=float, default=12.0, help="seconds between ready and the first search")
     args = parser.parse_args()
-    body = json.dumps({"query": "prazo para comunicar incidente", "strategy": "dense", "k": 3}).encode()
+    body = {"query": "prazo para comunicar incidente", "strategy": "dense", "k": 3}
     with LocalServer(args.index) as server:
         time.sleep(args.wait)
-        request = urllib.request.Request(
-            server.base + "/v1/search", data=body, headers={"Content-Type": "application/json"}
-        )
         start = time.perf_counter()
-        with urllib.request.urlopen(request, timeout=120) as response:
-            response.read()
-        print(f"first dense search, {args.wait:g} s after ready: {(time.perf_counter() - start) * 1000:.0f} ms")
+        status, _ = post_json(server.base + "/v1/search", body, timeout=120)
+        took_ms = (time.perf_counter() - start) * 1000
+    if status != 200:
+        raise SystemExit(f"first_query: /v1/search answered HTTP {status}")
+    print(f"first dense search, {args.wait:g} s after ready: {took_ms:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,7 +41,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from rag_server.build import BuildConfig, build_index  # noqa: E402
-from rag_server.devserver import LocalServer, report_checks  # noqa: E402
+from rag_server.devserver import LocalServer, post_json, report_checks  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 QUERIES = [
@@ -62,17 +60,6 @@ class Result:
     status: int  # 0: connection error
     build_id: str | None
     error: str = ""
-
-
-def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json", **(headers or {})}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as r:
-            return int(r.status), json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return int(e.code), json.loads(e.read() or b"null")
 
 
 def edited_copy(corpus: Path, target: Path) -> Path:
@@ -127,7 +114,7 @@ def run_load(args: argparse.Namespace, base: str, token: str, tmp: Path, index_r
             body = {"query": QUERIES[number % len(QUERIES)], "strategy": "bm25", "k": 3}
             sent = time.perf_counter()
             try:
-                status, payload = post(base + "/v1/search", body)
+                status, payload = post_json(base + "/v1/search", body)
                 build_id = payload.get("build_id") if isinstance(payload, dict) else None
                 result = Result(number, sent, time.perf_counter(), status, build_id)
             except (OSError, ValueError) as exc:
@@ -147,7 +134,7 @@ def run_load(args: argparse.Namespace, base: str, token: str, tmp: Path, index_r
         finally:
             built.set()
         reload_info["sent"] = time.perf_counter()
-        status, payload = post(base + "/v1/admin/reload", {}, {"Authorization": f"Bearer {token}"})
+        status, payload = post_json(base + "/v1/admin/reload", {}, {"Authorization": f"Bearer {token}"})
         reload_info["received"] = time.perf_counter()
         reload_info["status"], reload_info["payload"] = status, payload
         with results_lock:

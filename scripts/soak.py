@@ -21,14 +21,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from rag_server.build import BuildConfig, build_index  # noqa: E402
-from rag_server.devserver import LocalServer, report_checks  # noqa: E402
+from rag_server.devserver import LocalServer, post_json, report_checks  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 SAMPLE_EVERY_S = 10.0
@@ -59,17 +56,6 @@ CALLS: list[tuple[str, str]] = [
     ("/v1/search", "hybrid-convex"),
     ("/v1/ask", "hybrid-convex"),
 ]
-
-
-def post(url: str, body: dict[str, Any], timeout: float = 60) -> int:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as r:
-            json.loads(r.read())
-            return int(r.status)
-    except urllib.error.HTTPError as e:
-        e.read()
-        return int(e.code)
 
 
 def server_pids(master: int) -> list[int]:
@@ -138,7 +124,7 @@ def run_load(base: str, master: int, args: argparse.Namespace) -> int:
             n += 1
             sent = time.perf_counter()
             try:
-                status = post(base + path, body)
+                status, _ = post_json(base + path, body, timeout=60)
                 error = "" if status == 200 else f"{path} {strategy}: HTTP {status}"
             except (OSError, ValueError) as exc:
                 status, error = 0, f"{path} {strategy}: {exc!r}"
