@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .documents import Document
+from .sentences import split_clauses, split_sentences
 
 DEFAULT_MAX_CHARS = 1000
 
@@ -29,7 +30,6 @@ _ARTICLE = re.compile(
     r"^Art(?:igo|icle|\.)?\s*(\d+(?:\.\d{3})*)\s*(?:º|°|o(?![a-z]))?\s*(?:-\s*([A-Z])(?![a-z]))?",
     re.IGNORECASE,
 )
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[\"“(\[]?[A-ZÀ-Ý0-9§])")
 _TXT_PARAGRAPH = re.compile(r"^\s*(§\s*\d+\s*[º°o]?|Par[áa]grafo\s+[úu]nico)", re.IGNORECASE)
 _TXT_ITEM = re.compile(r"^\s*([IVXLC]+)\s*[-–—]\s+")
 _TXT_HEADING = re.compile(r"^\s*(CAP[ÍI]TULO|Cap[íi]tulo|SE[ÇC][ÃA]O|Se[çc][ãa]o|T[ÍI]TULO|LIVRO)\b")
@@ -95,8 +95,11 @@ def normalize_article(value: str) -> str:
 # --------------------------------------------------------------------------- splitting
 
 
-def split_sentences(text: str) -> list[str]:
-    return [s for s in _SENTENCE_END.split(text.strip()) if s]
+def _pieces(unit: str) -> list[str]:
+    """A unit too long for one passage, cut at its sentences; a single sentence at its clauses
+    (``;`` / ``:``), which is how long enumerations in legal text are punctuated."""
+    pieces = split_sentences(unit)
+    return split_clauses(unit) if len(pieces) == 1 else pieces
 
 
 def pack(units: Iterable[str], max_chars: int, sep: str = "\n\n") -> list[str]:
@@ -109,7 +112,7 @@ def pack(units: Iterable[str], max_chars: int, sep: str = "\n\n") -> list[str]:
         if not unit:
             continue
         if len(unit) > max_chars:
-            pieces = split_sentences(unit)
+            pieces = _pieces(unit)
             if len(pieces) == 1:
                 pieces = _wrap_words(unit, max_chars)
             if current:

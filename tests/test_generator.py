@@ -482,7 +482,8 @@ def test_sentences_are_exact_substrings_and_skip_abbreviations() -> None:
         "O art. 7º trata do consentimento.",
         "See Art. 9 § 1º (LGPD Art. 9).",
         "Is it clear?",
-        '"Yes." Done',
+        '"Yes."',
+        "Done",
     ]
     assert " ".join(parts) == text
 

@@ -36,6 +36,7 @@ from ..chunking import Passage, chunk_corpus
 from ..documents import load_corpus
 from ..prompt import NO_PASSAGES, build_prompt, one_line
 from ..retrieval.base import Hit
+from ..sentences import split_sentences
 from ..stopwords import ALL as STOPWORDS
 from .model import IGNORE_INDEX
 from .vocab import CharVocab
@@ -119,27 +120,10 @@ def split_passages(passages: Sequence[Passage], val_fraction: float, seed: int) 
     return order[n_val:], order[:n_val]
 
 
-# A sentence ends at ., ! or ? followed by a space and a capital letter (or an opening quote or
-# bracket before one) — not after an abbreviation such as "Art." or "nº.", nor an initial.
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?]) (?=[\"“(\[]?[A-ZÀ-Ý])")
-_ABBREVIATIONS = frozenset(
-    "art arts inc incs n nº no nos p pp cf e.g i.e ex sr sra dr dra vs fig al par lei res".split()  # noqa: SIM905
-)
-
-
 def sentences(text: str) -> list[str]:
-    """The sentences of a one-line text; joined with single spaces they give the text back, so
-    each one is an exact substring of the passage as the prompt shows it."""
-    out: list[str] = []
-    start = 0
-    for match in _SENTENCE_BREAK.finditer(text):
-        last_word = text[start : match.start()].rsplit(" ", 1)[-1].lstrip('"“([').rstrip(".!?").lower()
-        if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
-            continue
-        out.append(text[start : match.start()])
-        start = match.end()
-    out.append(text[start:])
-    return [s for s in out if s]
+    """The sentences of a one-line text (the project's one splitter); joined with single spaces
+    they give the text back, so each one is an exact substring of the passage as the prompt shows it."""
+    return split_sentences(text)
 
 
 def _words(sentence: str) -> list[str]:
