@@ -1,4 +1,4 @@
-"""Command line: ``rag-server build | search | ask``.
+"""Command line: ``rag-server build | search | ask | compare | eval-answers``.
 
 Every domain error ends the command with one line on stderr, ``error: <file>: <problem>``, and
 exit status 2 — never a traceback.
@@ -119,11 +119,44 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if result.message:
         print(f"Note: {result.message}")
     if result.answer:
-        print(f"Answer: {result.answer}")
+        cited = f" [{result.source.number}]" if result.source else ""
+        print(f"Answer: {result.answer}{cited}")
     if result.citations:
         print("Citations:")
         for c in result.citations:
             print(f"  [{c.number}] {c.citation} — {c.title} ({c.language})")
+    return 0
+
+
+def cmd_eval_answers(args: argparse.Namespace) -> int:
+    """Ask the answer set's questions through the pipeline and report where the facts got to."""
+    from .evaluation.answers import load_answer_questions, markdown, run_answers, save_records, summarize
+    from .generator import load_generator
+    from .pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
+
+    questions = load_answer_questions(Path(args.questions), args.split)
+    if not questions:
+        raise SystemExit(f"error: {args.questions}: no question in split {args.split!r}")
+    threshold = DEFAULT_SUPPORT_THRESHOLD if args.support_threshold is None else args.support_threshold
+    pipeline = RagPipeline(
+        args.index, generator=load_generator(args.checkpoint), support_threshold=threshold, point=not args.no_point
+    )
+    if args.tune:
+        from .evaluation.answers import tune_evidence_weights
+
+        tuned = tune_evidence_weights(pipeline, questions, strategy=args.strategy, k=args.k)
+        print(f"questions with a fact: {sum(q.fact is not None for q in questions)} ({args.split})")
+        for label, weights, top1, top3 in (
+            ("current", pipeline.evidence_weights.to_dict(), tuned.default_top1, tuned.default_top3),
+            ("best", tuned.weights, tuned.top1, tuned.top3),
+        ):
+            print(f"{label:8} {weights}: fact in the first sentence {top1:.3f}, in the first three {top3:.3f}")
+        return 0
+    records = run_answers(pipeline, questions, strategy=args.strategy, k=args.k)
+    summary = summarize(records)
+    print(markdown(summary))
+    stem = args.name or f"answers-{args.split}{'-nopoint' if args.no_point else ''}"
+    print(f"\nwrote {save_records(records, summary, Path(args.out) / f'{stem}.json')}")
     return 0
 
 
@@ -190,6 +223,20 @@ def make_parser() -> argparse.ArgumentParser:
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=cmd_compare)
 
+    e = sub.add_parser("eval-answers", help="answer-level evaluation: fact in the answer, prompt and passages")
+    e.add_argument("--split", default="test", help="dev, test or all")
+    e.add_argument("--index", default=str(DEFAULT_INDEX), help="index root or build directory")
+    e.add_argument("--strategy", default=None, help="retrieval strategy (default: the served default)")
+    e.add_argument("-k", type=int, default=None, help="passages whose sentences compete (default: as /v1/ask)")
+    e.add_argument("--checkpoint", default=None, help="generator checkpoint (default: packaged); none = quote")
+    e.add_argument("--no-point", action="store_true", help="let the generator choose the sentence (no pointer)")
+    e.add_argument("--support-threshold", type=float, default=None, help="default: as the server")
+    e.add_argument("--tune", action="store_true", help="search the evidence weights on this split (no answers)")
+    e.add_argument("--questions", default=str(Path(__file__).parent / "evaluation" / "answers.jsonl"))
+    e.add_argument("--out", default="artifacts", help="directory for the JSON results")
+    e.add_argument("--name", default=None, help="file stem (default: answers-<split>)")
+    e.set_defaults(func=cmd_eval_answers)
+
     for name, func, helptext in (
         ("search", cmd_search, "rank passages for a query"),
         ("ask", cmd_ask, "answer a question with cited evidence"),
@@ -204,7 +251,7 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--strategy", default="hybrid-convex", help="keyword, bm25, dense, hybrid (RRF), hybrid-convex (default)"
         )
-        p.add_argument("-k", type=int, default=5 if name == "search" else 3, help="number of passages (1-100)")
+        p.add_argument("-k", type=int, default=5, help="number of passages (1-100)")
         if name == "ask":
             p.add_argument(
                 "--checkpoint",

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .answer import AnswerSource, clean_ending, locate, pointer
 from .embedding import Encoder
+from .evidence import EvidenceSentence, EvidenceWeights, SentenceRanker, okapi_idf
 from .loader import IndexBuild
-from .prompt import DEFAULT_BUDGET, Citation, build_prompt
+from .prompt import DEFAULT_BUDGET, Citation, build_prompt, frame_size
 from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, Hit, Retriever, make_retriever
 from .retrieval.base import Filters, check_k
 
@@ -30,6 +32,13 @@ STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
     "hybrid-convex": "min-max-normalised bm25 0.6 + dense 0.4, boost for cited articles (default)",
 }
 
+
+DEFAULT_ASK_K = 5
+"""Passages whose sentences compete for the prompt when the caller gives no k."""
+DEFAULT_MAX_NEW_CHARS = 320
+"""Longest answer by default: nine in ten evidence sentences of the corpus are shorter."""
+SENTENCE_CACHE_SIZE = 20_000
+"""Sentence vectors kept per build (a few MB): the same passages come back for related questions."""
 
 DEFAULT_SUPPORT_THRESHOLD = 0.41
 """Least evidence score for an answer: calibrated on the dev split by scripts/calibrate_support.py."""
@@ -51,6 +60,8 @@ class AskResult:
     citations: list[Citation]
     hits: list[Hit]
     prompt: str
+    source: AnswerSource | None  # the context sentence the answer came from
+    evidence: list[EvidenceSentence]  # the ranked sentences of the hits, best first
     strategy: str
     build_id: str
     generator_id: str | None
@@ -63,6 +74,7 @@ class _Served:
 
     build: IndexBuild
     retrievers: dict[str, Retriever] = field(default_factory=dict)
+    ranker: SentenceRanker | None = None
 
 
 class RagPipeline:
@@ -73,12 +85,16 @@ class RagPipeline:
         generator: Any | None = None,
         support_threshold: float = 0.0,
         prompt_budget: int = DEFAULT_BUDGET,
+        evidence_weights: EvidenceWeights | None = None,
+        point: bool = True,
     ) -> None:
         self.index_root = Path(index_root)
         self._encoder = encoder
         self.generator = generator  # rag_server.generator.Generator, or None: extractive answers
         self.support_threshold = support_threshold
         self.prompt_budget = prompt_budget
+        self.evidence_weights = evidence_weights or EvidenceWeights()
+        self.point = point  # start the answer with the best sentence's first words (rag_server.answer)
         self._lock = threading.Lock()  # serialises retriever creation and reloads, not queries
         self._state = _Served(IndexBuild.load(self.index_root))
 
@@ -148,13 +164,50 @@ class RagPipeline:
         elapsed = (time.perf_counter() - start) * 1000
         return SearchResult(state.build.build_id, retriever.name or str(strategy), hits, {"retrieve": elapsed})
 
+    def ranker(self, state: _Served | None = None) -> SentenceRanker:
+        """The build's sentence ranker: idf from its BM25 (or keyword) index, the dense signal
+        from its embedding model when it has one; made on first use."""
+        state = state or self._state
+        if state.ranker is not None:
+            return state.ranker
+        build = state.build
+        index = build.bm25 or build.keyword
+        idf = _idf_of(index.matrix.vocab, index.matrix.doc_freq().tolist(), len(build.passages)) if index else None
+        encode = query_vector = None
+        if build.dense is not None and self.evidence_weights.dense:
+            dense = self.retriever("dense", state)
+            encode = _cached_encoder(dense.encoder)  # type: ignore[attr-defined]
+            query_vector = dense.query_vector  # type: ignore[attr-defined]
+        ranker = SentenceRanker(build.analyzer, idf or (lambda term: 1.0), self.evidence_weights, encode, query_vector)
+        with self._lock:
+            if state.ranker is None:
+                state.ranker = ranker
+        return state.ranker
+
+    def _window(self, question: str, ranked: Sequence[EvidenceSentence], max_new_chars: int) -> tuple[int, int]:
+        """(answer room, prompt budget) in the generator's window. The answer gets what the best
+        sentence needs (it is copied whole), up to ``max_new_chars``; the prompt gets the rest,
+        but never less than two thirds of the window nor less than the question with the best
+        sentence, so the sentence the answer is pointed to is always in it. When prompt and
+        answer together overflow the window, the generator drops the prompt's first characters
+        (the question) while it copies the end of a long sentence."""
+        block = self.generator.block_size  # type: ignore[union-attr]
+        best = ranked[0] if ranked else None
+        room = min(max_new_chars, len(best.text) + 1) if best is not None else max_new_chars
+        room = max(1, room)
+        budget = min(self.prompt_budget, block - 1 - min(room, block // 3))
+        if best is not None:
+            needed = frame_size(question) + len(best.passage.citation) + len(best.text) + 16
+            budget = max(budget, min(needed, block - 1))
+        return room, budget
+
     def ask(
         self,
         question: str,
         strategy: str | None = None,
-        k: int = 3,
+        k: int = DEFAULT_ASK_K,
         filters: Filters | None = None,
-        max_new_chars: int = 200,
+        max_new_chars: int = DEFAULT_MAX_NEW_CHARS,
         temperature: float = 0.0,
         seed: int | None = None,
     ) -> AskResult:
@@ -166,29 +219,38 @@ class RagPipeline:
         timings["retrieve"] = (time.perf_counter() - start) * 1000
 
         start = time.perf_counter()
+        ranked = self.ranker(state).rank(question, hits)
+        timings["evidence"] = (time.perf_counter() - start) * 1000
+
+        start = time.perf_counter()
         budget = self.prompt_budget
         if self.generator is not None:
-            # Prompt and answer must fit the model's window, or the question falls out of it
-            # (without a generator the prompt is only shown, so it may hold more passages).
-            max_new_chars = min(max_new_chars, self.generator.block_size // 3)
-            budget = min(budget, self.generator.block_size - max_new_chars - 1)
-        prompt = build_prompt(question, hits, budget)
+            max_new_chars, budget = self._window(question, ranked, max_new_chars)
+        prompt = build_prompt(question, hits, budget, evidence=[(e.passage, e.span) for e in ranked])
         timings["prompt"] = (time.perf_counter() - start) * 1000
 
         supported = bool(hits) and self.evidence(question, hits, state) >= self.support_threshold
         start = time.perf_counter()
+        answer = ""
+        message: str | None = None
         if not supported:
-            answer = ""
             message = "The indexed documents do not contain enough evidence to answer this question."
+        elif not prompt.lines:
+            message = "No sentence of the retrieved passages fits the prompt."
         elif self.generator is not None:
-            answer = self.generator.complete(
-                prompt.text, max_new_chars=max_new_chars, temperature=temperature, seed=seed
-            ).strip()
-            message = None
+            opening = pointer(prompt.lines) if self.point else ""
+            room = max(1, max_new_chars - len(opening))
+            completion = self.generator.complete(
+                f"{prompt.text} {opening}" if opening else prompt.text,
+                max_new_chars=room,
+                temperature=temperature,
+                seed=seed,
+            )
+            answer = clean_ending(opening + completion, capped=len(completion) >= room)
         else:
-            # No trained generator is loaded: answer with the best evidence, verbatim and cited.
-            answer = f"[1] {prompt.citations[0].text}" if prompt.citations else ""
-            message = "No generator checkpoint is loaded; the answer is the best passage, quoted."
+            # No trained generator is loaded: answer with the best evidence sentence, verbatim.
+            answer = prompt.lines[0].text
+            message = "No generator checkpoint is loaded; the answer is the best evidence sentence, quoted."
         timings["generate"] = (time.perf_counter() - start) * 1000
         return AskResult(
             answer=answer,
@@ -197,6 +259,8 @@ class RagPipeline:
             citations=prompt.citations,
             hits=hits,
             prompt=prompt.text,
+            source=locate(answer, prompt) if answer else None,
+            evidence=ranked,
             strategy=retriever.name or str(strategy),
             build_id=state.build.build_id,
             generator_id=getattr(self.generator, "checkpoint_id", None),
@@ -226,3 +290,32 @@ class RagPipeline:
         dense = self.retriever("dense", state)
         scores = dense.similarity(question, [h.passage_id for h in hits])  # type: ignore[attr-defined]
         return max(scores, default=0.0)
+
+
+def _idf_of(vocab: Mapping[str, int], doc_freq: list[int], n_docs: int) -> Any:
+    table = {term: okapi_idf(doc_freq[row], n_docs) for term, row in vocab.items()}
+    return lambda term: table.get(term, 0.0)
+
+
+def _cached_encoder(encoder: Encoder) -> Any:
+    """``encoder`` over sentences with a bounded cache: only the sentences not seen lately are
+    embedded (passage side: ``encode_passages`` when the model has prefixes)."""
+    import numpy as np
+
+    encode = getattr(encoder, "encode_passages", encoder.encode)
+    cache: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def embed(texts: Sequence[str]) -> Any:
+        with lock:
+            found = {t: cache[t] for t in texts if t in cache}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            found.update(zip(missing, encode(missing), strict=True))
+            with lock:
+                if len(cache) + len(missing) > SENTENCE_CACHE_SIZE:
+                    cache.clear()
+                cache.update((t, found[t]) for t in missing)
+        return np.stack([found[t] for t in texts])
+
+    return embed

@@ -20,29 +20,33 @@ question) is therefore NFC-normalised and flattened onto one line: every whitesp
 including every character ``str.splitlines`` treats as a line boundary (``\\n``, ``\\r``, ``\\v``,
 ``\\f``, ``\\x1c``–``\\x1e``, ``\\x85``, U+2028, U+2029), and every other control character
 becomes a single space. Whatever a passage says then sits after its own ``[n] (<citation>)``
-prefix, never at the start of a line, and the prompt always has ``3 + len(citations)`` lines
+prefix, never at the start of a line, and the prompt always has ``3 + len(lines)`` lines
 (4 with the ``(no passages)`` line). This keeps the structure unforgeable; it does not make the
 generator ignore what a passage asks for, which is the instructions' and the model's job.
 
+Evidence. The context is made of sentences, one per line, each after the ``[n] (<citation>)`` of
+the passage it comes from: two sentences of one passage share its number. ``build_prompt`` takes
+them in the order given — the evidence ranking (``rag_server.evidence``), best first — or, with no
+ranking, every sentence of the hits in reading order. A passage is numbered when its first
+sentence goes in, so ``[1]`` is the passage of the best sentence.
+
 Budget. The whole prompt, counted in characters (``len`` of the ``str``), is at most ``budget``.
-Passages go in whole, in the hits' order, while they fit; the first one that does not is cut to
-the run of whole sentences (each ending in ``.``, ``!`` or ``?`` followed by a space) that fits
-and shares the most words with the question — its leading sentences when none shares any — or
-dropped when no sentence fits, and nothing after it is added. (A 768-character generator leaves
-room for about one passage: the sentence that answers must be in it.) Cutting only at sentence
-boundaries, after NFC, never splits a surrogate pair, a combining sequence or an emoji sequence.
+Sentences go in whole, in order, while they fit; one that does not fit is left out and the next
+is tried, so a long sentence never pushes out the shorter ones ranked after it (``truncated``
+says that something was left out). Cutting only at sentence boundaries, after NFC, never splits
+a surrogate pair, a combining sequence or an emoji sequence.
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .analysis import fold
+from .chunking import Passage
 from .errors import EmptyQueryError, InvalidParameterError
+from .sentences import Span, sentence_spans
 
 if TYPE_CHECKING:  # only for annotations: assembling a prompt needs no index or model code
     from .retrieval.base import Hit
@@ -56,16 +60,15 @@ NO_PASSAGES = "(no passages)"
 # paragraph separators (Zl, Zp). Format characters (Cf) are kept: ZWJ and ZWNJ belong to emoji
 # sequences and to scripts, and none of them breaks a line.
 _FLATTENED_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
-# A sentence ends at ., ! or ? followed by a space; the cut keeps the mark and drops the space.
-_SENTENCE_END = re.compile(r"[.!?](?= )")
 
 
 @dataclass(frozen=True)
 class Citation:
     """One numbered passage of the prompt: ``[number]`` in the prompt text refers to it.
 
-    ``text`` and ``citation`` are what the prompt holds (one line, NFC, possibly cut at a
-    sentence end), so a caller can show exactly what the generator saw.
+    ``text`` is the passage's whole text as stored, and ``sentences`` the offsets into it of the
+    sentences the prompt holds (prompt order), so a caller can show the passage and mark exactly
+    what the generator saw; ``citation`` is the line's flattened citation.
     """
 
     number: int
@@ -79,14 +82,26 @@ class Citation:
     language: str
     score: float
     text: str
+    sentences: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class ContextLine:
+    """One line of the context: a sentence of the passage numbered ``number``."""
+
+    number: int
+    span: Span  # into that passage's text
+    text: str  # as the prompt shows it (one line, NFC)
 
 
 @dataclass(frozen=True)
 class Prompt:
-    """The assembled prompt, the passages it numbers (in order) and whether the budget cut any."""
+    """The assembled prompt, its lines, the passages it numbers, and whether the budget left
+    anything out."""
 
     text: str
     citations: list[Citation]
+    lines: list[ContextLine]
     truncated: bool
 
 
@@ -105,41 +120,6 @@ def one_line(text: str) -> str:
     return " ".join("".join(chars).split())
 
 
-_WORD = re.compile(r"[^\W\d_]{4,}")
-
-
-def _stems(text: str) -> set[str]:
-    """Words of ≥ 4 letters, accents folded, cut to 5 letters: "processing" meets "processed"."""
-    return {w[:5] for w in _WORD.findall(fold(text))}
-
-
-def _trim_to_sentence(text: str, room: int, asked: frozenset[str] = frozenset()) -> str:
-    """At most ``room`` characters of ``text``, cut at sentence boundaries.
-
-    Without ``asked``: the longest prefix that ends a sentence. With ``asked`` (the question's
-    stems): the run of whole sentences that fits and shares the most of them, the earliest on
-    ties, so the leading sentences when none shares any. A tight budget then keeps the sentence
-    that answers, not merely the first ones. ``""`` when no sentence fits. The end of the text
-    also ends a sentence, but callers only trim a text that does not fit whole.
-    """
-    if len(text) <= room:
-        return text
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]  # sentence i is starts[i]:ends[i]
-    starts = [0] + [end + 1 for end in ends[:-1]]  # a sentence end is followed by one space
-    best, best_score = "", -1
-    for i, start in enumerate(starts if asked else starts[:1]):
-        j = i
-        while j < len(ends) and ends[j] - start <= room:
-            j += 1
-        if j == i:
-            continue  # sentence i alone is longer than the room
-        window = text[start : ends[j - 1]]
-        score = len(_stems(window) & asked)
-        if score > best_score:
-            best, best_score = window, score
-    return best
-
-
 def _check_budget(budget: int) -> int:
     # bool is an int subclass, but ``build_prompt(q, hits, True)`` is a bug, not a budget of 1.
     if isinstance(budget, bool) or not isinstance(budget, int):
@@ -147,16 +127,31 @@ def _check_budget(budget: int) -> int:
     return budget
 
 
-def build_prompt(question: str, hits: Sequence[Hit], budget: int = DEFAULT_BUDGET) -> Prompt:
-    """The prompt for ``question`` over ``hits``, at most ``budget`` characters long.
+def frame_size(question: str) -> int:
+    """Characters of the smallest prompt for ``question``: the frame with ``(no passages)``."""
+    return len(f"Question: {one_line(question)}\nContext:\n") + len(NO_PASSAGES) + 1 + len("Answer:")
 
-    Pure and deterministic: the same arguments always give the same ``Prompt``. Passages keep
-    the hits' order; the first one that does not fit whole is cut, at sentence boundaries, to
-    the run of sentences sharing the most words with the question, and ends the context. A
-    passage whose id, or whose one-line text, was already seen is skipped (the first one wins),
-    and so is a passage with no text left once flattened. Raises
-    ``InvalidParameterError`` when the budget cannot hold even the question with the empty
-    frame, and ``EmptyQueryError`` when the question is blank.
+
+def reading_order(hits: Sequence[Hit]) -> list[tuple[Passage, Span]]:
+    """Every sentence of ``hits``, passage by passage, in reading order."""
+    return [(hit.passage, span) for hit in hits for span in sentence_spans(hit.passage.text)]
+
+
+def build_prompt(
+    question: str,
+    hits: Sequence[Hit],
+    budget: int = DEFAULT_BUDGET,
+    evidence: Sequence[tuple[Passage, Span]] | None = None,
+) -> Prompt:
+    """The prompt for ``question``, at most ``budget`` characters long.
+
+    Its context holds the sentences of ``evidence`` ((passage, span) pairs, best first), or of
+    ``reading_order(hits)`` when no evidence ranking is given, one per line, while they fit. A
+    sentence whose one-line text was already included is skipped, and so is one that is empty
+    once flattened or that belongs to a second, different passage under an id already used. Each
+    passage's score is its hit's (0.0 for a passage that is not a hit).
+    Pure and deterministic. Raises ``InvalidParameterError`` when the budget cannot hold even
+    the question with the empty frame, and ``EmptyQueryError`` when the question is blank.
     """
     if not isinstance(question, str):
         raise InvalidParameterError(f"question must be a string, got {type(question).__name__}")
@@ -168,60 +163,61 @@ def build_prompt(question: str, hits: Sequence[Hit], budget: int = DEFAULT_BUDGE
     head = f"Question: {asked}\nContext:\n"
     tail = "Answer:"
     # The smallest prompt this function can return: with it fitting, every budget is met by
-    # construction, since passages are only added while they fit.
-    minimum = len(head) + len(NO_PASSAGES) + 1 + len(tail)
+    # construction, since sentences are only added while they fit.
+    minimum = frame_size(asked)
     if minimum > budget:
         raise InvalidParameterError(
             f"budget of {budget} characters cannot hold the question and the prompt frame, "
             f"which need {minimum}; raise the budget or shorten the question"
         )
 
-    asked_stems = frozenset(_stems(asked))
-    lines: list[str] = []
-    citations: list[Citation] = []
+    scores = {hit.passage.id: float(hit.score) for hit in hits}
+    numbers: dict[str, int] = {}
+    passages: dict[str, Passage] = {}  # those with a line in the prompt
+    owners: dict[str, Passage] = {}  # the first passage met under each id
+    kept: dict[str, list[Span]] = {}
+    lines: list[ContextLine] = []
+    seen: set[str] = set()
     used = len(head) + len(tail)  # each context line adds its length plus one newline
-    seen_ids: set[str] = set()
-    seen_texts: set[str] = set()
     truncated = False
-    for hit in hits:
-        passage = hit.passage
-        text = one_line(passage.text)
-        if passage.id in seen_ids or text in seen_texts or not text:
+    for passage, span in evidence if evidence is not None else reading_order(hits):
+        if owners.setdefault(passage.id, passage) != passage:
+            continue  # another passage under an id already used: ids must name one text
+        text = one_line(passage.text[span.start : span.end])
+        if not text or text in seen:
             continue
-        seen_ids.add(passage.id)
-        seen_texts.add(text)
-
-        number = len(citations) + 1
-        citation = one_line(passage.citation)
-        prefix = f"[{number}] ({citation}) "
-        room = budget - used - 1 - len(prefix)
-        kept = _trim_to_sentence(text, room, asked_stems)
-        if kept != text:
-            # The first passage that does not fit whole ends the context: adding a later, shorter
-            # one would reward passages for ranking low and break "in the hits' order".
+        number = numbers.get(passage.id, len(numbers) + 1)
+        line = f"[{number}] ({one_line(passage.citation)}) {text}"
+        if used + len(line) + 1 > budget:
             truncated = True
-        if not kept:
-            break
-        line = prefix + kept
-        lines.append(line)
+            continue
+        seen.add(text)
+        numbers[passage.id] = number
+        passages[passage.id] = passage
+        kept.setdefault(passage.id, []).append(span)
+        lines.append(ContextLine(number, span, text))
         used += len(line) + 1
-        citations.append(
-            Citation(
-                number=number,
-                passage_id=passage.id,
-                doc_id=passage.doc_id,
-                title=passage.title,
-                source=passage.source,
-                article=passage.article,
-                provision=passage.provision,
-                citation=citation,
-                language=passage.language,
-                score=float(hit.score),
-                text=kept,
-            )
-        )
-        if truncated:
-            break
 
-    body = "\n".join(lines) if lines else NO_PASSAGES
-    return Prompt(text=f"{head}{body}\n{tail}", citations=citations, truncated=truncated)
+    citations = [
+        Citation(
+            number=number,
+            passage_id=pid,
+            doc_id=passages[pid].doc_id,
+            title=passages[pid].title,
+            source=passages[pid].source,
+            article=passages[pid].article,
+            provision=passages[pid].provision,
+            citation=one_line(passages[pid].citation),
+            language=passages[pid].language,
+            score=scores.get(pid, 0.0),
+            text=passages[pid].text,
+            sentences=tuple(kept[pid]),
+        )
+        for pid, number in numbers.items()
+    ]
+    body = "\n".join(_render(line, citations[line.number - 1]) for line in lines) if lines else NO_PASSAGES
+    return Prompt(text=f"{head}{body}\n{tail}", citations=citations, lines=lines, truncated=truncated)
+
+
+def _render(line: ContextLine, citation: Citation) -> str:
+    return f"[{line.number}] ({citation.citation}) {line.text}"

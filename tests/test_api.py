@@ -45,10 +45,21 @@ def test_ask_answers_with_citations_and_prompt(client) -> None:  # type: ignore[
     r = client.post("/v1/ask", json={"question": "Em quanto tempo comunicar um incidente?", "lang": "pt"})
     assert r.status_code == 200
     body = r.get_json()
-    assert body["supported"] is True and body["answer"].startswith("[1] ")
-    assert body["citations"][0]["article"] == "3" and body["citations"][0]["language"] == "pt"
+    # Without a generator the answer quotes the best evidence sentence, and says where it is.
+    assert body["supported"] is True
+    assert body["answer"] == (
+        "O controlador deve comunicar à autoridade nacional e ao titular a ocorrência de incidente de "
+        "segurança em até três dias úteis."
+    )
+    first = body["citations"][0]
+    assert first["article"] == "3" and first["language"] == "pt" and first["number"] == first["rank"] == 1
+    source = body["source"]
+    assert source["number"] == 1 and source["passage_id"] == first["passage_id"]
+    assert first["text"][source["start"] : source["end"]] == source["sentence"] == body["answer"]
+    assert {"start": source["start"], "end": source["end"]} == first["sentences"][0]
     assert body["prompt"].startswith("Question: Em quanto tempo") and body["prompt"].endswith("Answer:")
-    assert set(body["timings_ms"]) == {"retrieve", "prompt", "generate"}
+    assert f"[1] ({first['citation']}) {body['answer']}" == body["prompt"].split("\n")[2]
+    assert set(body["timings_ms"]) == {"retrieve", "evidence", "prompt", "generate"}
     assert body["build_id"] and body["generator_id"] is None
 
 

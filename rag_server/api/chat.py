@@ -16,11 +16,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, stream_with_context
 from flask.typing import ResponseReturnValue
 
-from ..pipeline import AskResult
+from ..pipeline import DEFAULT_MAX_NEW_CHARS, AskResult
 from .errors import ApiError, json_body
 from .metrics import metrics_of
 from .schemas import ChatRequest
-from .views import _note_query, pipeline
+from .views import _note_query, pipeline, source_dict
 
 chat = Blueprint("chat", __name__, url_prefix="/v1")
 MODEL_NAME = "rag_server"
@@ -43,6 +43,8 @@ def _citations(result: AskResult) -> list[dict[str, Any]]:
 
 def _content(result: AskResult) -> str:
     answer = result.answer if result.supported else (result.message or "")
+    if result.supported and result.source is not None:
+        answer = f"{answer} [{result.source.number}]"  # the citation the answer came from
     refs = "\n".join(f"[{c.number}] {c.citation}" for c in result.citations)
     return f"{answer}\n\nReferences:\n{refs}" if refs else answer
 
@@ -60,7 +62,7 @@ def completions() -> ResponseReturnValue:
         body.strategy,
         body.k,
         None,
-        body.max_completion_tokens or body.max_tokens or 200,
+        body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_NEW_CHARS,
         body.temperature or 0.0,
         body.seed,
     )
@@ -68,7 +70,12 @@ def completions() -> ResponseReturnValue:
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     content = _content(result)
-    extra = {"citations": _citations(result), "supported": result.supported, "build_id": result.build_id}
+    extra = {
+        "citations": _citations(result),
+        "source": source_dict(result),
+        "supported": result.supported,
+        "build_id": result.build_id,
+    }
     if body.stream:
         return Response(
             stream_with_context(_stream(completion_id, created, content, extra)),

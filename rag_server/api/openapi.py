@@ -46,9 +46,10 @@ _HIT = {
 }
 _CITATION = {
     "type": "object",
-    "required": ["rank", "passage_id", "title", "citation", "language", "text"],
+    "required": ["number", "rank", "passage_id", "title", "citation", "language", "text"],
     "properties": {
-        "rank": {"type": "integer"},
+        "number": {"type": "integer", "minimum": 1, "description": "[n] in the prompt and the answer"},
+        "rank": {"type": "integer", "description": "the same as number (former name)"},
         "passage_id": {"type": "string"},
         "title": {"type": "string"},
         "source": {"type": "string"},
@@ -57,7 +58,28 @@ _CITATION = {
         "citation": {"type": "string"},
         "language": {"type": "string"},
         "score": {"type": "number"},
-        "text": {"type": "string"},
+        "text": {"type": "string", "description": "the passage's whole text"},
+        "sentences": {
+            "type": "array",
+            "description": "offsets into text of the passage's sentences that the prompt holds",
+            "items": {
+                "type": "object",
+                "required": ["start", "end"],
+                "properties": {"start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0}},
+            },
+        },
+    },
+}
+_SOURCE = {
+    "type": ["object", "null"],
+    "description": "the context sentence the answer came from: its citation number and offsets in that passage",
+    "required": ["number", "passage_id", "start", "end", "sentence"],
+    "properties": {
+        "number": {"type": "integer", "minimum": 1},
+        "passage_id": {"type": "string"},
+        "start": {"type": "integer", "minimum": 0},
+        "end": {"type": "integer", "minimum": 0},
+        "sentence": {"type": "string"},
     },
 }
 _TIMINGS = {"type": "object", "additionalProperties": {"type": "number"}}
@@ -133,6 +155,7 @@ def openapi_document() -> dict[str, Any]:
                                         "supported": {"type": "boolean"},
                                         "message": {"type": ["string", "null"]},
                                         "citations": {"type": "array", "items": _CITATION},
+                                        "source": _SOURCE,
                                         "prompt": {"type": "string"},
                                         "strategy": {"type": "string"},
                                         "build_id": {"type": "string"},
@@ -154,7 +177,13 @@ def openapi_document() -> dict[str, Any]:
                         "200": {
                             "description": "A chat.completion object (or an SSE stream when stream is true)",
                             "content": {
-                                "application/json": {"schema": {"type": "object", "required": ["id", "choices"]}},
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["id", "choices"],
+                                        "properties": {"source": _SOURCE},
+                                    }
+                                },
                                 # Server-sent events: each event's data is a JSON chat.completion.chunk,
                                 # the last one the literal [DONE].
                                 "text/event-stream": {

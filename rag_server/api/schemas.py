@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ..pipeline import DEFAULT_ASK_K, DEFAULT_MAX_NEW_CHARS
 from ..retrieval import MAX_K
 
 Strategy = Literal["keyword", "bm25", "dense", "hybrid", "hybrid-convex"]  # = retrieval.STRATEGIES
@@ -45,10 +46,10 @@ class AskRequest(BaseModel):
 
     question: Text
     strategy: Strategy | None = None
-    k: int = Field(default=3, ge=1, le=20, strict=True)
+    k: int = Field(default=DEFAULT_ASK_K, ge=1, le=20, strict=True)
     lang: Literal["pt", "en"] | None = None
     filters: Filters | None = None
-    max_new_chars: int = Field(default=200, ge=1, le=1000, strict=True)
+    max_new_chars: int = Field(default=DEFAULT_MAX_NEW_CHARS, ge=1, le=1000, strict=True)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
@@ -79,7 +80,7 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=1000)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
     strategy: Strategy | None = None  # rag_server extensions
-    k: int = Field(default=3, ge=1, le=20)
+    k: int = Field(default=DEFAULT_ASK_K, ge=1, le=20)
 
     def question(self) -> str:
         for message in reversed(self.messages):

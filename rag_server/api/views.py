@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, jsonify
 from flask.typing import ResponseReturnValue
 
-from ..pipeline import STRATEGY_DESCRIPTIONS, RagPipeline
+from ..pipeline import STRATEGY_DESCRIPTIONS, AskResult, RagPipeline
 from ..retrieval import DEFAULT_STRATEGY
 from .errors import NotReady, json_body, require_admin
 from .logs import query_digest
@@ -24,6 +24,20 @@ def pipeline() -> RagPipeline:
     if found is None:
         raise NotReady(current_app.extensions.get("rag_load_error") or "no index build is loaded")
     return found
+
+
+def source_dict(result: AskResult) -> dict[str, Any] | None:
+    """The answer's source sentence as the API shows it (``/v1/ask`` and the chat endpoint)."""
+    found = result.source
+    if found is None:
+        return None
+    return {
+        "number": found.number,
+        "passage_id": found.passage_id,
+        "start": found.start,
+        "end": found.end,
+        "sentence": found.text,
+    }
 
 
 def _note_query(text: str) -> None:
@@ -58,7 +72,8 @@ def ask() -> ResponseReturnValue:
         "message": r.message,
         "citations": [
             {
-                "rank": c.number,
+                "number": c.number,
+                "rank": c.number,  # the same number under its former name, kept for existing clients
                 "passage_id": c.passage_id,
                 "title": c.title,
                 "source": c.source,
@@ -68,9 +83,11 @@ def ask() -> ResponseReturnValue:
                 "language": c.language,
                 "score": c.score,
                 "text": c.text,
+                "sentences": [{"start": span.start, "end": span.end} for span in c.sentences],
             }
             for c in r.citations
         ],
+        "source": source_dict(r),
         "prompt": r.prompt,
         "strategy": r.strategy,
         "build_id": r.build_id,

@@ -210,18 +210,19 @@ class ExampleBuilder:
     # ------------------------------------------------------------------ fitting into block_size
 
     @staticmethod
-    def _window(sentences: Sequence[str], room: int, rng: random.Random) -> str | None:
-        """Consecutive sentences from a random start, joined, at most ``room`` characters."""
-        starts = [i for i, s in enumerate(sentences) if len(s) <= room]
+    def _window(sentences: Sequence[str], room: int, rng: random.Random, per_line: int) -> list[str] | None:
+        """Consecutive sentences from a random start whose prompt lines (each sentence plus
+        ``per_line`` characters of number, citation and newline) take at most ``room``."""
+        starts = [i for i, s in enumerate(sentences) if len(s) + per_line <= room]
         if not starts:
             return None
         lo = rng.choice(starts)
         hi = lo + 1
-        used = len(sentences[lo])
-        while hi < len(sentences) and used + 1 + len(sentences[hi]) <= room and rng.random() < 0.8:
-            used += 1 + len(sentences[hi])
+        used = len(sentences[lo]) + per_line
+        while hi < len(sentences) and used + per_line + len(sentences[hi]) <= room and rng.random() < 0.8:
+            used += per_line + len(sentences[hi])
             hi += 1
-        return " ".join(sentences[lo:hi])
+        return list(sentences[lo:hi])
 
     def _assemble(
         self,
@@ -239,39 +240,42 @@ class ExampleBuilder:
         max_prompt = self.block_size + 1 - len(ANSWER_PREFIX) - len(answer) - len(STOP)
         frame = len(f"Question: {question}\nContext:\n") + len("Answer:")
 
-        def line_cost(passage: Passage) -> int:  # "[n] (<citation>) " plus the newline; n < 10
+        def line_cost(passage: Passage) -> int:  # "[n] (<citation>) " plus the newline, per sentence; n < 10
             return len(f"[1] ({one_line(passage.citation)}) ") + 1
 
-        room = max_prompt - frame - line_cost(target)
-        if room < len(answer):
+        per_target = line_cost(target)
+        room = max_prompt - frame
+        if room < len(answer) + per_target:
             return None
         # The target passage: the answer plus neighbouring sentences, growing at random while they
         # fit in its share of the room (the rest is for the distractors).
-        share = room if not distractors else max(len(answer), int(room * rng.uniform(0.3, 0.6)))
-        lo, hi, used = t, t + 1, len(answer)
+        first = len(answer) + per_target
+        share = room if not distractors else max(first, int(room * rng.uniform(0.3, 0.6)))
+        lo, hi, used = t, t + 1, first
         while True:
             options = []
-            if lo > 0 and used + 1 + len(sentences[lo - 1]) <= share:
+            if lo > 0 and used + per_target + len(sentences[lo - 1]) <= share:
                 options.append("left")
-            if hi < len(sentences) and used + 1 + len(sentences[hi]) <= share:
+            if hi < len(sentences) and used + per_target + len(sentences[hi]) <= share:
                 options.append("right")
             if not options or rng.random() < 0.15:
                 break
             if rng.choice(options) == "left":
                 lo -= 1
-                used += 1 + len(sentences[lo])
+                used += per_target + len(sentences[lo])
             else:
-                used += 1 + len(sentences[hi])
+                used += per_target + len(sentences[hi])
                 hi += 1
         context = [replace(target, text=" ".join(sentences[lo:hi]))]
         room -= used
         for k, (passage, sents) in enumerate(distractors):
             left = len(distractors) - k
-            text = self._window(sents, room // left - line_cost(passage), rng)
-            if text is None:
+            per_line = line_cost(passage)
+            window = self._window(sents, room // left, rng, per_line)
+            if window is None:
                 continue
-            context.append(replace(passage, text=text))
-            room -= len(text) + line_cost(passage)
+            context.append(replace(passage, text=" ".join(window)))
+            room -= sum(len(sentence) + per_line for sentence in window)
         rng.shuffle(context)
 
         hits = [Hit(rank=i, score=1.0 / i, passage=p) for i, p in enumerate(context, start=1)]

@@ -26,6 +26,7 @@
       answer: "Answer",
       noAnswer: "(no answer)",
       citations: "Citations",
+      answerSource: "The answer comes from this sentence",
       closestPassages: "Closest passages",
       noCitations: "No passage was found.",
       prompt: "Exact prompt",
@@ -67,6 +68,7 @@
       answer: "Resposta",
       noAnswer: "(sem resposta)",
       citations: "Citações",
+      answerSource: "A resposta vem desta frase",
       closestPassages: "Trechos mais próximos",
       noCitations: "Nenhum trecho encontrado.",
       prompt: "Prompt exato",
@@ -297,6 +299,20 @@
     return t("languageNames")[code] || code || "?";
   }
 
+  // The passage's text, with the sentence the answer came from marked (offsets from the API).
+  function passageWithSource(c, source) {
+    const quote = element("blockquote", "passage");
+    const text = c.text || "";
+    if (!source || source.number !== c.number || !(source.start < source.end && source.end <= text.length)) {
+      quote.textContent = text;
+      return quote;
+    }
+    const mark = element("mark", "source-sentence", text.slice(source.start, source.end));
+    mark.title = t("answerSource");
+    quote.append(document.createTextNode(text.slice(0, source.start)), mark, document.createTextNode(text.slice(source.end)));
+    return quote;
+  }
+
   function renderResult(r) {
     $("unsupported").hidden = r.supported !== false;
     $("unsupported-message").textContent = r.supported === false && r.message ? r.message : "";
@@ -317,14 +333,18 @@
       const details = element("details");
       const summary = element("summary");
       summary.append(
-        element("span", "cite-num", "[" + c.rank + "]"),
+        element("span", "cite-num", "[" + c.number + "]"),
         document.createTextNode(" "),
         element("span", "cite-ref", c.citation),
         document.createTextNode(" — "),
         element("span", "cite-title", c.title),
         document.createTextNode(" (" + languageName(c.language) + ")"),
       );
-      details.append(summary, element("blockquote", "passage", c.text));
+      details.append(summary, passageWithSource(c, r.source));
+      if (r.source && r.source.number === c.number) {
+        item.classList.add("answer-source");
+        details.open = true;
+      }
       const meta = element("p", "cite-meta");
       const score = typeof c.score === "number" ? c.score.toFixed(3) : String(c.score);
       meta.textContent = c.source + " · " + c.passage_id + " · score " + score;

@@ -1,0 +1,276 @@
+"""Answer-level evaluation: does the answer carry the fact the question asks for?
+
+Each question of ``answers.jsonl`` has the key fact as a regular expression over the answer,
+accent-folded and lower-cased (``3 dias uteis|three business days``), and the passages that hold
+it; off-topic questions have none and must be refused. For every question the evaluation records
+where the fact got to — the top-k passages, the prompt, the answer — whether the first citation
+holds it, how the answer starts and ends, and how long ``RagPipeline.ask`` took; the report
+gives each rate per language and overall.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..analysis import fold
+from ..errors import CorpusError
+
+if TYPE_CHECKING:
+    from ..pipeline import AskResult, RagPipeline
+
+ANSWER_QUESTIONS = Path(__file__).with_name("answers.jsonl")
+OFF_TOPIC = "off-topic"
+_CLEAN_END = re.compile(r"[.!?…][\"'”’»)\]]*$")
+
+
+@dataclass(frozen=True)
+class AnswerQuestion:
+    id: str
+    split: str
+    language: str
+    category: str
+    names_article: bool
+    question: str
+    fact: re.Pattern[str] | None  # None: off-topic, must be refused
+    evidence: tuple[dict[str, Any], ...]
+
+    def holds_fact(self, text: str) -> bool:
+        return self.fact is not None and bool(self.fact.search(fold(text)))
+
+
+def load_answer_questions(path: Path = ANSWER_QUESTIONS, split: str | None = None) -> list[AnswerQuestion]:
+    """The questions of ``path`` (one JSON object a line), only ``split``'s unless it is None or "all"."""
+    out = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            fact = row["fact"]
+            question = AnswerQuestion(
+                id=str(row["id"]),
+                split=str(row["split"]),
+                language=str(row["language"]),
+                category=str(row["category"]),
+                names_article=bool(row.get("names_article", False)),
+                question=str(row["question"]),
+                fact=re.compile(fact) if fact else None,
+                evidence=tuple(row.get("evidence") or ()),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, re.error) as exc:
+            raise CorpusError(Path(path), f"line {lineno}: not an answer question ({exc})") from None
+        if (question.fact is None) != (question.category == OFF_TOPIC):
+            raise CorpusError(Path(path), f"line {lineno}: only off-topic questions go without a fact")
+        if split in (None, "all") or question.split == split:
+            out.append(question)
+    return out
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    """What happened to one question."""
+
+    id: str
+    language: str
+    category: str
+    off_topic: bool
+    refused: bool
+    fact_in_top_k: bool
+    fact_in_prompt: bool
+    fact_in_answer: bool
+    first_citation_holds_fact: bool
+    copied_top_sentence: bool  # the answer came from the prompt's first context line
+    clean_start: bool
+    clean_end: bool
+    latency_ms: float
+    answer: str
+
+
+def judge(question: AnswerQuestion, result: AskResult, latency_ms: float) -> AnswerRecord:
+    answer = result.answer
+    lines = result.prompt.split("\n")[2:-1]
+    source = result.source
+    first = result.citations[0] if result.citations else None
+    top = first.sentences[0] if first is not None and first.sentences else None
+    return AnswerRecord(
+        id=question.id,
+        language=question.language,
+        category=question.category,
+        off_topic=question.fact is None,
+        refused=not result.supported,
+        fact_in_top_k=any(question.holds_fact(h.passage.text) for h in result.hits),
+        fact_in_prompt=any(question.holds_fact(line) for line in lines),
+        fact_in_answer=question.holds_fact(answer),
+        first_citation_holds_fact=first is not None and question.holds_fact(first.text),
+        copied_top_sentence=source is not None and top is not None and (source.number, source.start) == (1, top.start),
+        clean_start=bool(answer) and source is not None,
+        clean_end=bool(answer) and bool(_CLEAN_END.search(answer)),
+        latency_ms=latency_ms,
+        answer=answer,
+    )
+
+
+def run_answers(
+    pipeline: RagPipeline,
+    questions: Sequence[AnswerQuestion],
+    strategy: str | None = None,
+    k: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[AnswerRecord]:
+    """Ask every question through ``pipeline.ask`` (as ``POST /v1/ask`` does) and judge it."""
+    records = []
+    options: dict[str, Any] = {"strategy": strategy}
+    if k is not None:
+        options["k"] = k
+    for i, question in enumerate(questions):
+        start = time.perf_counter()
+        result = pipeline.ask(question.question, **options)
+        records.append(judge(question, result, (time.perf_counter() - start) * 1000))
+        if progress:
+            progress(i + 1, len(questions))
+    return records
+
+
+RATES = (
+    "fact_in_answer",
+    "fact_in_prompt",
+    "fact_in_top_k",
+    "first_citation_holds_fact",
+    "copied_top_sentence",
+    "clean_start",
+    "clean_end",
+    "refused",
+)
+
+
+def summarize(records: Iterable[AnswerRecord]) -> dict[str, dict[str, float]]:
+    """Rates per group ("all", "pt", "en", "off-topic"): in-domain rates over the in-domain
+    questions (answered or not); ``refused`` for off-topic is the share correctly refused."""
+    records = list(records)
+    groups: dict[str, list[AnswerRecord]] = {
+        "all": [r for r in records if not r.off_topic],
+        "pt": [r for r in records if not r.off_topic and r.language == "pt"],
+        "en": [r for r in records if not r.off_topic and r.language == "en"],
+        OFF_TOPIC: [r for r in records if r.off_topic],
+    }
+    out: dict[str, dict[str, float]] = {}
+    for name, group in groups.items():
+        if not group:
+            continue
+        row: dict[str, float] = {"n": len(group)}
+        answered = [r for r in group if not r.refused]
+        for rate in RATES if name != OFF_TOPIC else ("refused",):
+            row[rate] = sum(getattr(r, rate) for r in group) / len(group)
+        if name != OFF_TOPIC and answered:
+            row["clean_end_answered"] = sum(r.clean_end for r in answered) / len(answered)
+        latencies = [r.latency_ms for r in group]
+        row["p50_ms"] = statistics.median(latencies)
+        row["p95_ms"] = float(np.percentile(latencies, 95))
+        out[name] = row
+    return out
+
+
+def markdown(summary: dict[str, dict[str, float]]) -> str:
+    columns = ("n", *RATES, "p50_ms", "p95_ms")
+    head = "| group | " + " | ".join(columns) + " |"
+    rule = "|" + "---|" * (len(columns) + 1)
+    rows = []
+    for name, row in summary.items():
+        cells = []
+        for col in columns:
+            value = row.get(col)
+            if value is None:
+                cells.append("")
+            elif col == "n":
+                cells.append(str(int(value)))
+            elif col.endswith("_ms"):
+                cells.append(f"{value:.0f}")
+            else:
+                cells.append(f"{value:.3f}")
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join([head, rule, *rows])
+
+
+def save_records(records: Sequence[AnswerRecord], summary: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"summary": summary, "records": [asdict(r) for r in records]}
+    path.write_text(json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8")
+    return path
+
+
+# ----------------------------------------------------------------------------- tuning the evidence ranking
+
+WEIGHT_GRID: dict[str, tuple[float, ...]] = {
+    "lexical": (0.5, 1.0, 1.5),
+    "dense": (0.0, 0.5, 1.0, 1.5, 2.0),
+    "answer_type": (0.0, 0.15, 0.3, 0.5, 0.8),
+    "passage": (0.0, 0.15, 0.3, 0.6),
+    "language": (0.0, 0.1, 0.2, 0.4),
+}
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    weights: dict[str, float]
+    top1: float  # share of questions whose best-ranked sentence holds the fact
+    top3: float
+    default_top1: float  # the same with the weights the pipeline was made with
+    default_top3: float
+
+
+def tune_evidence_weights(
+    pipeline: RagPipeline,
+    questions: Sequence[AnswerQuestion],
+    strategy: str | None = None,
+    k: int | None = None,
+    grid: dict[str, tuple[float, ...]] | None = None,
+) -> TuningResult:
+    """The weights of ``EvidenceWeights`` that put a fact-holding sentence first for the most
+    questions (ties: in the top 3, then the grid's order). Each question is retrieved and its
+    sentences' signals computed once; every weighting of the grid re-scores those signals."""
+    from ..pipeline import DEFAULT_ASK_K
+
+    grid = grid or WEIGHT_GRID
+    names = list(grid)
+    features: list[np.ndarray] = []  # per question: (sentences, signals)
+    holds: list[np.ndarray] = []  # per question: (sentences,) bool
+    for question in questions:
+        if question.fact is None:
+            continue
+        hits = pipeline.retriever(strategy).search(question.question, k=k or DEFAULT_ASK_K)
+        ranked = pipeline.ranker().rank(question.question, hits)
+        features.append(
+            np.array([[s.features[n] for n in names] for s in ranked], dtype=np.float64).reshape(-1, len(names))
+        )
+        holds.append(np.array([question.holds_fact(s.text) for s in ranked], dtype=bool))
+
+    def rates(weights: np.ndarray) -> tuple[float, float]:
+        top1 = top3 = 0
+        for f, h in zip(features, holds, strict=True):
+            if not len(h):
+                continue
+            order = np.argsort(-(f @ weights), kind="stable")  # stable: ties keep retrieval order
+            top1 += bool(h[order[0]])
+            top3 += bool(h[order[:3]].any())
+        n = max(len(features), 1)
+        return top1 / n, top3 / n
+
+    best: tuple[float, float] = (-1.0, -1.0)
+    best_weights: dict[str, float] = {}
+    for combo in itertools.product(*(grid[n] for n in names)):
+        scored = rates(np.array(combo))
+        if scored > best:
+            best, best_weights = scored, dict(zip(names, combo, strict=True))
+    default = pipeline.evidence_weights.to_dict()
+    default_rates = rates(np.array([default[n] for n in names]))
+    return TuningResult(best_weights, best[0], best[1], default_rates[0], default_rates[1])

@@ -1,0 +1,217 @@
+"""Evidence chosen sentence by sentence: the sentences of the retrieved passages, ranked against
+the question.
+
+Retrieval finds the passage that holds a fact; an answer needs the sentence that states it, and
+a passage holds several. Each sentence of the top-k passages (split by ``rag_server.sentences``)
+gets a score that adds up, with weights chosen on the dev split of the answer set
+(``rag-server eval-answers --tune``):
+
+* ``lexical``: the share of the question's terms (the project's analyzer, in the sentence's
+  language) that the sentence holds, each weighted by its inverse document frequency in the
+  build, so "prazo" counts for less than "incidente";
+* ``dense``: cosine similarity between the question and the sentence, by the build's own
+  embedding model (when it has one);
+* ``answer_type``: the question asks for a duration ("prazo", "how long"), an amount ("valor",
+  "how much"), a count ("quantos", "how many") or a date ("quando entrou em vigor"), and the
+  sentence holds one;
+* ``passage``: the reciprocal rank of the sentence's passage in the retrieval;
+* ``language``: the sentence is in the question's language, so that a Portuguese question is
+  answered in Portuguese when the corpus has both.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from .analysis import Analyzer, detect_language, fold
+from .chunking import Passage
+from .prompt import one_line
+from .sentences import Span, sentence_spans
+
+if TYPE_CHECKING:  # annotations only
+    from .retrieval.base import Hit
+
+
+# ----------------------------------------------------------------------------- answer types
+
+_NUMBER_WORDS = (
+    r"um|uma|dois|duas|tres|quatro|cinco|seis|sete|oito|nove|dez|doze|quinze|vinte|trinta|quarenta|"
+    r"sessenta|noventa|cem|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|"
+    r"thirty|forty|sixty|ninety|hundred"
+)
+_QUANTITY = rf"(?:\d+(?:[.,]\d+)*|{_NUMBER_WORDS})"
+
+ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
+    # kind: (a question that asks for it, a sentence that holds one); both over folded text.
+    "duration": (
+        re.compile(
+            r"\bprazos?\b|quanto tempo|quantos dias|quantas horas|quantos meses|quantos anos|por quanto|"
+            r"ate quando|em quanto|how long|how many (?:business |working )?(?:days|hours|months|years)|"
+            r"deadline|how soon|how quickly|within how|time limit|how much time|period"
+        ),
+        re.compile(
+            rf"\b{_QUANTITY}\s+(?:\w+\s+)?(?:dias?|horas?|meses|mes|anos?|semanas?|days?|hours?|months?|years?|"
+            r"weeks?)\b|imediatamente|immediately|without delay|sem demora"
+        ),
+    ),
+    "amount": (
+        re.compile(
+            r"\bvalor|\bmultas?\b|quanto (?:custa|pode|e)|percentu|porcentagem|how much|maximum|amount|"
+            r"percent|\bfines?\b|\bcap\b|\blimite"
+        ),
+        re.compile(r"r\$|%|por cento|percent|milh|million|bilh|billion|\breais\b|faturamento|revenue|turnover"),
+    ),
+    "count": (
+        re.compile(r"\bquant[oa]s\b|how many|numero de|number of"),
+        re.compile(rf"\b{_QUANTITY}\b"),
+    ),
+    "date": (
+        re.compile(
+            r"desde quando|em que (?:data|ano|dia)|que dia|which year|what date|when did|em vigor|in force|"
+            r"vigencia|entrou|took effect|take effect|publicad|published"
+        ),
+        re.compile(
+            r"\b(?:19|20)\d\d\b|janeiro|fevereiro|marco|abril|maio|junho|julho|agosto|setembro|outubro|"
+            r"novembro|dezembro|january|february|march|april|may|june|july|august|september|october|"
+            r"november|december"
+        ),
+    ),
+}
+"""The answer types a question can ask for, in the order they are tried: "quantos dias" is a
+duration before it is a count."""
+
+
+def answer_type(question: str) -> str | None:
+    """The kind of fact ``question`` asks for, or None."""
+    folded = fold(question)
+    for kind, (asks, _) in ANSWER_TYPES.items():
+        if asks.search(folded):
+            return kind
+    return None
+
+
+def holds_answer_type(sentence: str, kind: str | None) -> bool:
+    return kind is not None and bool(ANSWER_TYPES[kind][1].search(fold(sentence)))
+
+
+# ----------------------------------------------------------------------------- ranking
+
+
+@dataclass(frozen=True)
+class EvidenceWeights:
+    """How much each signal counts in a sentence's score (chosen on the dev split)."""
+
+    lexical: float = 1.0
+    dense: float = 1.0
+    answer_type: float = 0.3
+    passage: float = 0.3
+    language: float = 0.2
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EvidenceSentence:
+    """One sentence of a retrieved passage and why it ranks where it does.
+
+    ``span`` points into ``passage.text``; ``text`` is that slice on one line.
+    """
+
+    passage: Passage
+    hit_rank: int
+    span: Span
+    text: str
+    score: float
+    features: Mapping[str, float]
+
+
+SentenceEncoder = Callable[[Sequence[str]], npt.NDArray[np.float32]]
+"""Texts → unit-length rows (passages' side of the build's embedding model)."""
+
+
+class SentenceRanker:
+    """Ranks the sentences of retrieved passages against a question.
+
+    ``idf(term)`` weighs a term (unknown terms count for nothing); ``encode_sentences`` and
+    ``query_vector`` give the dense signal, which is left out when either is None.
+    """
+
+    def __init__(
+        self,
+        analyzer: Analyzer,
+        idf: Callable[[str], float],
+        weights: EvidenceWeights | None = None,
+        encode_sentences: SentenceEncoder | None = None,
+        query_vector: Callable[[str], npt.NDArray[np.float32]] | None = None,
+    ) -> None:
+        self.analyzer = analyzer
+        self.idf = idf
+        self.weights = weights or EvidenceWeights()
+        self.encode_sentences = encode_sentences
+        self.query_vector = query_vector
+
+    def rank(self, question: str, hits: Sequence[Hit]) -> list[EvidenceSentence]:
+        """Every distinct sentence of ``hits``, best first (ties: retrieval order, then reading order)."""
+        candidates: list[tuple[int, Passage, Span, str]] = []
+        seen: set[str] = set()
+        for position, hit in enumerate(hits):
+            passage = hit.passage
+            for span in sentence_spans(passage.text):
+                text = one_line(passage.text[span.start : span.end])
+                key = fold(text)
+                if key in seen:
+                    continue
+                seen.add(key)
+                candidates.append((position, passage, span, text))
+        if not candidates:
+            return []
+
+        asked_language = detect_language(question)
+        kind = answer_type(question)
+        question_terms: dict[str, dict[str, float]] = {}  # sentence language → {term: idf}
+        dense = self._dense(question, [c[3] for c in candidates])
+        w = self.weights
+        ranked: list[tuple[float, int, EvidenceSentence]] = []
+        for order, (position, passage, span, text) in enumerate(candidates):
+            language = passage.language
+            if language not in question_terms:
+                question_terms[language] = {t: self.idf(t) for t in set(self.analyzer.tokens(question, language))}
+            asked = question_terms[language]
+            total = sum(asked.values())
+            held = set(self.analyzer.tokens(text, language))
+            features = {
+                "lexical": sum(v for t, v in asked.items() if t in held) / total if total > 0 else 0.0,
+                "dense": float(dense[order]) if dense is not None else 0.0,
+                "answer_type": 1.0 if holds_answer_type(text, kind) else 0.0,
+                "passage": 1.0 / (position + 1),
+                "language": 1.0 if language == asked_language else 0.0,
+            }
+            score = (
+                w.lexical * features["lexical"]
+                + w.dense * features["dense"]
+                + w.answer_type * features["answer_type"]
+                + w.passage * features["passage"]
+                + w.language * features["language"]
+            )
+            sentence = EvidenceSentence(passage, position + 1, span, text, score, features)
+            ranked.append((-score, order, sentence))
+        ranked.sort(key=lambda item: (item[0], item[1]))
+        return [item[2] for item in ranked]
+
+    def _dense(self, question: str, texts: list[str]) -> npt.NDArray[np.float32] | None:
+        if self.encode_sentences is None or self.query_vector is None or self.weights.dense == 0:
+            return None
+        return self.encode_sentences(texts) @ self.query_vector(question)
+
+
+def okapi_idf(doc_freq: int, n_docs: int) -> float:
+    """BM25's idf, never negative: a term in every passage still counts for a little."""
+    return math.log(1.0 + (n_docs - doc_freq + 0.5) / (doc_freq + 0.5))

@@ -1,0 +1,150 @@
+"""Evidence chosen sentence by sentence, the pointer, clean endings and the answer's source."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import passage
+
+from rag_server.analysis import Analyzer
+from rag_server.answer import ELLIPSIS, clean_ending, locate, pointer
+from rag_server.evidence import EvidenceWeights, SentenceRanker, answer_type, holds_answer_type
+from rag_server.prompt import build_prompt
+from rag_server.retrieval.base import Hit
+
+INCIDENT = passage(
+    "res15#1",
+    "A Resolução regulamenta a comunicação de incidentes. O controlador comunica o incidente à ANPD "
+    "no prazo de três dias úteis. A comunicação deve ser clara.",
+    article="6",
+)
+FINES = passage(
+    "lgpd#52",
+    "As sanções são aplicadas após procedimento administrativo. A multa simples vai até 2% do faturamento, "
+    "limitada a R$ 50.000.000,00 por infração.",
+    article="52",
+)
+
+
+def hits(*passages):  # type: ignore[no-untyped-def]
+    return [Hit(rank=i, score=1.0 / i, passage=p) for i, p in enumerate(passages, start=1)]
+
+
+def ranker(**weights: float) -> SentenceRanker:
+    return SentenceRanker(Analyzer(), lambda term: 1.0, EvidenceWeights(**{"dense": 0.0, **weights}))
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Qual o prazo para comunicar um incidente?", "duration"),
+        ("Em quantos dias devo avisar a ANPD?", "duration"),
+        ("How long do we have to notify?", "duration"),
+        ("Qual o valor máximo da multa?", "amount"),
+        ("How much can the fine be?", "amount"),
+        ("Quantos membros tem o conselho?", "count"),
+        ("How many members does the council have?", "count"),
+        ("Desde quando a lei está em vigor?", "date"),
+        ("Quem fiscaliza a LGPD?", None),
+    ],
+)
+def test_answer_types_of_questions(question: str, kind: str | None) -> None:
+    assert answer_type(question) == kind
+
+
+def test_sentences_holding_an_answer_type() -> None:
+    assert holds_answer_type("no prazo de três dias úteis", "duration")
+    assert holds_answer_type("within 15 days of the request", "duration")
+    assert not holds_answer_type("sem prazo definido", "duration")
+    assert holds_answer_type("até 2% do faturamento", "amount")
+    assert holds_answer_type("limitada a R$ 50.000.000,00", "amount")
+    assert holds_answer_type("entrou em vigor em setembro de 2020", "date")
+    assert not holds_answer_type("qualquer frase", None)
+
+
+def test_the_sentence_that_answers_ranks_first_not_the_passage_opening() -> None:
+    ranked = ranker().rank("Qual o prazo para comunicar o incidente à ANPD?", hits(INCIDENT, FINES))
+    assert ranked[0].text == "O controlador comunica o incidente à ANPD no prazo de três dias úteis."
+    assert ranked[0].features["answer_type"] == 1.0 and ranked[0].hit_rank == 1
+    assert INCIDENT.text[ranked[0].span.start : ranked[0].span.end] == ranked[0].text
+    # Every sentence of every hit is ranked, once, best first.
+    assert len(ranked) == 5 and [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+
+
+def test_answer_type_lifts_a_sentence_from_a_lower_hit() -> None:
+    question = "Qual o valor máximo da multa simples?"
+    ranked = ranker().rank(question, hits(INCIDENT, FINES))
+    assert ranked[0].passage.id == "lgpd#52" and "2%" in ranked[0].text
+    without = ranker(answer_type=0.0, lexical=0.0).rank(question, hits(INCIDENT, FINES))
+    assert without[0].passage.id == "res15#1"  # only the passage rank left: the first hit wins
+
+
+def test_language_of_the_question_is_preferred() -> None:
+    english = replace(
+        passage("res15-en#1", "The controller notifies the ANPD within three business days.", article="6"),
+        language="en",
+    )
+    ranked = ranker(lexical=0.0, answer_type=0.0, passage=0.0).rank("Qual o prazo?", hits(english, INCIDENT))
+    assert ranked[0].passage.language == "pt"
+
+
+def test_dense_signal_uses_the_encoder_on_sentences() -> None:
+    seen: list[list[str]] = []
+
+    def encode(texts):  # type: ignore[no-untyped-def]
+        seen.append(list(texts))
+        return np.array([[1.0, 0.0] if "clara" in t else [0.0, 1.0] for t in texts], dtype=np.float32)
+
+    only_dense = SentenceRanker(
+        Analyzer(),
+        lambda term: 1.0,
+        EvidenceWeights(lexical=0.0, dense=1.0, answer_type=0.0, passage=0.0, language=0.0),
+        encode,
+        lambda q: np.array([1.0, 0.0], dtype=np.float32),
+    )
+    ranked = only_dense.rank("q?", hits(INCIDENT))
+    assert ranked[0].text == "A comunicação deve ser clara." and ranked[0].features["dense"] == 1.0
+    assert len(seen) == 1 and len(seen[0]) == 3
+
+
+def test_no_hits_no_evidence() -> None:
+    assert ranker().rank("q?", []) == []
+
+
+# ----------------------------------------------------------------------------- the answer
+
+
+def test_pointer_is_the_shortest_opening_no_other_line_shares() -> None:
+    shared = passage("d#1", "O controlador comunica a ANPD. O controlador comunica o titular. Outra frase aqui.")
+    prompt = build_prompt("q?", hits(shared))
+    assert pointer(prompt.lines, 0) == "O controlador comunica a"
+    assert pointer(prompt.lines, 2) == "Outra frase aqui."  # whole sentence when shorter than the minimum
+    short = build_prompt("q?", hits(passage("d#2", "Curta.")))
+    assert pointer(short.lines) == "Curta."
+
+
+@pytest.mark.parametrize(
+    ("text", "capped", "expected"),
+    [
+        ("  O prazo é de três dias úteis. ", False, "O prazo é de três dias úteis."),
+        ("O prazo é de três dias úte", True, "O prazo é de três dias" + ELLIPSIS),
+        ("O prazo é de três dias, e", True, "O prazo é de três dias" + ELLIPSIS),
+        ("Palavra", True, "Palavra" + ELLIPSIS),
+        ("", True, ""),
+    ],
+)
+def test_clean_ending(text: str, capped: bool, expected: str) -> None:
+    assert clean_ending(text, capped) == expected
+
+
+def test_locate_finds_the_context_sentence_an_answer_copies() -> None:
+    prompt = build_prompt("q?", hits(FINES, INCIDENT))
+    answer = "O controlador comunica o incidente à ANPD no prazo de três dias úteis."
+    found = locate(answer, prompt)
+    assert found is not None and found.number == 2 and found.passage_id == "res15#1"
+    assert INCIDENT.text[found.start : found.end] == answer == found.text
+    capped = locate("O controlador comunica o incidente" + ELLIPSIS, prompt)
+    assert capped is not None and capped.start == found.start
+    assert locate("Something the generator made up.", prompt) is None
