@@ -24,6 +24,7 @@ import numpy as np
 
 from ..analysis import fold
 from ..errors import CorpusError
+from ..sentences import sentence_spans
 
 if TYPE_CHECKING:
     from ..pipeline import AskResult, RagPipeline
@@ -97,11 +98,13 @@ class AnswerRecord:
 
 
 def judge(question: AnswerQuestion, result: AskResult, latency_ms: float) -> AnswerRecord:
+    """The record of one answer. Only fields every version of ``AskResult`` has are required, so
+    the same judge scores earlier code (the "before" runs in docs/BENCHMARKS.md)."""
     answer = result.answer
     lines = result.prompt.split("\n")[2:-1]
-    source = result.source
+    source = getattr(result, "source", None)
     first = result.citations[0] if result.citations else None
-    top = first.sentences[0] if first is not None and first.sentences else None
+    top = getattr(first, "sentences", None) or None
     return AnswerRecord(
         id=question.id,
         language=question.language,
@@ -112,12 +115,26 @@ def judge(question: AnswerQuestion, result: AskResult, latency_ms: float) -> Ans
         fact_in_prompt=any(question.holds_fact(line) for line in lines),
         fact_in_answer=question.holds_fact(answer),
         first_citation_holds_fact=first is not None and question.holds_fact(first.text),
-        copied_top_sentence=source is not None and top is not None and (source.number, source.start) == (1, top.start),
-        clean_start=bool(answer) and source is not None,
+        copied_top_sentence=source is not None
+        and top is not None
+        and (source.number, source.start) == (1, top[0].start),
+        clean_start=bool(answer) and _starts_a_sentence(answer, result),
         clean_end=bool(answer) and bool(_CLEAN_END.search(answer)),
         latency_ms=latency_ms,
         answer=answer,
     )
+
+
+def _starts_a_sentence(answer: str, result: AskResult) -> bool:
+    """Whether ``answer`` (after a leading ``[n]`` marker) opens like a sentence of a retrieved passage."""
+    body = re.sub(r"^\[\d+\]\s*", "", answer).removesuffix("…")
+    opening = " ".join(body.split())[:24]
+    for hit in result.hits:
+        text = hit.passage.text
+        for span in sentence_spans(text):
+            if " ".join(text[span.start : span.end].split()).startswith(opening):
+                return True
+    return False
 
 
 def run_answers(
