@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .embedding import Encoder
+from .embedding import Encoder, encoder_mismatch
 from .loader import IndexBuild
 from .prompt import DEFAULT_BUDGET, Citation, build_prompt
 from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, Hit, Retriever, make_retriever
@@ -25,7 +25,7 @@ from .retrieval.base import Filters, check_k
 STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
     "keyword": "distinct query terms shared with the passage",
     "bm25": "Okapi BM25 (scores identical to rank_bm25's BM25Okapi)",
-    "dense": "cosine similarity of all-MiniLM-L6-v2 embeddings (FAISS)",
+    "dense": "cosine similarity of the build's embeddings (all-MiniLM-L6-v2 by default; FAISS)",
     "hybrid": "reciprocal-rank fusion of bm25 and dense (c = 60)",
     "hybrid-convex": "min-max-normalised bm25 0.6 + dense 0.4, boost for cited articles (default)",
 }
@@ -135,8 +135,10 @@ class RagPipeline:
         if self._encoder is not None:
             return self._encoder
         encoder: Encoder | None = getattr(self._state.retrievers.get("dense"), "encoder", None)
-        wanted = build.manifest.get("embedding", {}).get("model_checksum")
-        return encoder if encoder is not None and encoder.checksum == wanted else None
+        meta = build.manifest.get("embedding", {})
+        if encoder is None or encoder.checksum != meta.get("model_checksum"):
+            return None
+        return encoder if encoder_mismatch(meta, encoder) is None else None
 
     def search(
         self, query: str, strategy: str | None = None, k: int = 10, filters: Filters | None = None
