@@ -27,7 +27,7 @@ from .analysis import Analyzer, AnalyzerSettings
 from .catalog import IndexCatalog
 from .chunking import DEFAULT_MAX_CHARS, Passage, chunk_document
 from .documents import corpus_checksum, load_corpus
-from .embedding import DEFAULT_MODEL, EmbeddingCache, Encoder, SentenceTransformerEncoder
+from .embedding import DEFAULT_MODEL, EmbeddingCache, Encoder, embedding_meta, make_encoder
 from .errors import BuildError
 from .indexes import BM25Index, BM25Params, DenseIndex, KeywordIndex
 from .store import save_passages
@@ -182,7 +182,7 @@ def _write_indexes(
             manifest["bm25"] = config.bm25.to_dict()
             hook("bm25")
     if "dense" in config.indexes:
-        enc: Encoder = encoder or stages.run("load_model", lambda: SentenceTransformerEncoder(config.model))
+        enc: Encoder = encoder or stages.run("load_model", lambda: make_encoder(config.model))
         cache = EmbeddingCache.for_encoder(config.cache_dir or catalog.cache_dir, enc)
         texts = [p.index_text for p in passages]
         vectors, encoded = stages.run(
@@ -194,8 +194,7 @@ def _write_indexes(
         if cache.dirty:
             cache.save()
         manifest["embedding"] = {
-            "model": enc.name,
-            "model_checksum": enc.checksum,
+            **embedding_meta(enc),
             "dimension": int(vectors.shape[1]),
             "index_kind": config.dense_kind,
             "encoded": encoded,

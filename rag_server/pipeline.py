@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .answer import AnswerSource, clean_ending, locate, pointer
-from .embedding import Encoder
+from .embedding import Encoder, encoder_mismatch
 from .evidence import EvidenceSentence, EvidenceWeights, SentenceRanker, okapi_idf
 from .loader import IndexBuild
 from .prompt import DEFAULT_BUDGET, Citation, build_prompt, frame_size
@@ -27,7 +27,7 @@ from .retrieval.base import Filters, check_k
 STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
     "keyword": "distinct query terms shared with the passage",
     "bm25": "Okapi BM25 (scores identical to rank_bm25's BM25Okapi)",
-    "dense": "cosine similarity of all-MiniLM-L6-v2 embeddings (FAISS)",
+    "dense": "cosine similarity of the build's embeddings (all-MiniLM-L6-v2 by default; FAISS)",
     "hybrid": "reciprocal-rank fusion of bm25 and dense (c = 60)",
     "hybrid-convex": "min-max-normalised bm25 0.6 + dense 0.4, boost for cited articles (default)",
 }
@@ -151,8 +151,10 @@ class RagPipeline:
         if self._encoder is not None:
             return self._encoder
         encoder: Encoder | None = getattr(self._state.retrievers.get("dense"), "encoder", None)
-        wanted = build.manifest.get("embedding", {}).get("model_checksum")
-        return encoder if encoder is not None and encoder.checksum == wanted else None
+        meta = build.manifest.get("embedding", {})
+        if encoder is None or encoder.checksum != meta.get("model_checksum"):
+            return None
+        return encoder if encoder_mismatch(meta, encoder) is None else None
 
     def search(
         self, query: str, strategy: str | None = None, k: int = 10, filters: Filters | None = None
@@ -299,10 +301,10 @@ def _idf_of(vocab: Mapping[str, int], doc_freq: list[int], n_docs: int) -> Any:
 
 def _cached_encoder(encoder: Encoder) -> Any:
     """``encoder`` over sentences with a bounded cache: only the sentences not seen lately are
-    embedded (passage side: ``encode_passages`` when the model has prefixes)."""
+    embedded (on the passages' side of models with prefixes)."""
     import numpy as np
 
-    encode = getattr(encoder, "encode_passages", encoder.encode)
+    encode = encoder.encode_passages
     cache: dict[str, Any] = {}
     lock = threading.Lock()
 

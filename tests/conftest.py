@@ -14,13 +14,15 @@ import pytest
 from rag_server.analysis import Analyzer
 from rag_server.build import BuildConfig, BuildResult, build_index
 from rag_server.chunking import Passage
+from rag_server.embedding import PrefixedEncoding
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-class FakeEncoder:
+class FakeEncoder(PrefixedEncoding):
     """Hashed bag-of-stems vectors: deterministic, fast, and similar for similar texts.
-    Counts every text it encodes, so tests can check what a rebuild re-embedded."""
+    Counts every text it encodes, so tests can check what a rebuild re-embedded. No prefixes,
+    like MiniLM (a test may set ``query_prefix`` / ``passage_prefix`` on an instance)."""
 
     name = "fake-hash-encoder"
     checksum = "f" * 64

@@ -1,4 +1,4 @@
-"""Dense retrieval: the query embedded by the build's own model, searched in FAISS."""
+"""Dense retrieval: the query embedded by the build's own model (with its query prefix), searched in FAISS."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from ..embedding import Encoder, SentenceTransformerEncoder
+from ..embedding import DEFAULT_MODEL, Encoder, encoder_mismatch, make_encoder
 from ..errors import IndexLoadError, ModelError
 from ..indexes import ScoredPassages
 from ..loader import IndexBuild
@@ -24,19 +24,16 @@ class DenseRetriever(IndexRetriever):
         meta = build.manifest.get("embedding", {})
         # One torch thread per worker: with more, latency jumps 10-80x whenever another
         # process takes a core (measured on the 2-core machines).
-        self.encoder = encoder or SentenceTransformerEncoder(meta.get("model", "default"), threads=1)
-        if meta.get("model_checksum") not in (None, self.encoder.checksum):
-            raise ModelError(
-                f"the index was built with model {meta.get('model')!r} (checksum "
-                f"{str(meta.get('model_checksum'))[:12]}…) but the loaded encoder differs; rebuild or "
-                "load the same model"
-            )
+        self.encoder = encoder or make_encoder(meta.get("model", DEFAULT_MODEL), threads=1)
+        problem = encoder_mismatch(meta, self.encoder)
+        if problem is not None:
+            raise ModelError(problem)
         self.index = build.dense
         # The same question is embedded again to judge the evidence of an answer: keep recent ones.
         self.query_vector = lru_cache(maxsize=256)(self._embed)
 
     def _embed(self, query: str) -> npt.NDArray[np.float32]:
-        vector: npt.NDArray[np.float32] = self.encoder.encode([query])[0]
+        vector: npt.NDArray[np.float32] = self.encoder.encode_queries([query])[0]
         vector.setflags(write=False)  # shared through the cache
         return vector
 
