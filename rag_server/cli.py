@@ -145,7 +145,10 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
         from .evaluation.answers import tune_evidence_weights
 
         tuned = tune_evidence_weights(pipeline, questions, strategy=args.strategy, k=args.k)
-        print(f"questions with a fact: {sum(q.fact is not None for q in questions)} ({args.split})")
+        print(
+            f"{args.split}: {sum(q.fact is not None for q in questions)} questions with a fact, "
+            f"{tuned.questions} of them with it in a top-k sentence (the rates below are over those)"
+        )
         for label, weights, top1, top3 in (
             ("current", pipeline.evidence_weights.to_dict(), tuned.default_top1, tuned.default_top3),
             ("best", tuned.weights, tuned.top1, tuned.top3),

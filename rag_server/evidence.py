@@ -14,7 +14,11 @@ gets a score that adds up, with weights chosen on the dev split of the answer se
 * ``answer_type``: the question asks for a duration ("prazo", "how long"), an amount ("valor",
   "how much"), a count ("quantos", "how many") or a date ("quando entrou em vigor"), and the
   sentence holds one;
-* ``passage``: the reciprocal rank of the sentence's passage in the retrieval;
+* ``passage``: the reciprocal rank of the sentence's passage in the retrieval, and
+  ``passage_score``: its retrieval score over the best one's (how far behind the top it is);
+* ``heading``: the share of the question's terms in the passage's title and section heading
+  ("Art. 48 — Comunicação de incidente"), which name the topic that a sentence often leaves
+  implicit;
 * ``language``: the sentence is in the question's language, so that a Portuguese question is
   answered in Portuguese when the corpus has both.
 """
@@ -112,6 +116,8 @@ class EvidenceWeights:
     dense: float = 1.0
     answer_type: float = 0.3
     passage: float = 0.3
+    passage_score: float = 0.0
+    heading: float = 0.0
     language: float = 0.2
 
     def to_dict(self) -> dict[str, float]:
@@ -178,31 +184,31 @@ class SentenceRanker:
         kind = answer_type(question)
         question_terms: dict[str, dict[str, float]] = {}  # sentence language → {term: idf}
         dense = self._dense(question, [c[3] for c in candidates])
-        w = self.weights
+        best_score = max((float(h.score) for h in hits), default=0.0)
+        headings: dict[str, float] = {}  # passage id → heading overlap
+        w = self.weights.to_dict()
         ranked: list[tuple[float, int, EvidenceSentence]] = []
         for order, (position, passage, span, text) in enumerate(candidates):
             language = passage.language
             if language not in question_terms:
                 question_terms[language] = {t: self.idf(t) for t in set(self.analyzer.tokens(question, language))}
             asked = question_terms[language]
-            total = sum(asked.values())
-            held = set(self.analyzer.tokens(text, language))
+            if passage.id not in headings:
+                heading = self.analyzer.tokens(f"{passage.title} {passage.section}", language)
+                headings[passage.id] = _overlap(asked, heading)
+            score = float(hits[position].score)
             features = {
-                "lexical": sum(v for t, v in asked.items() if t in held) / total if total > 0 else 0.0,
+                "lexical": _overlap(asked, self.analyzer.tokens(text, language)),
                 "dense": float(dense[order]) if dense is not None else 0.0,
                 "answer_type": 1.0 if holds_answer_type(text, kind) else 0.0,
                 "passage": 1.0 / (position + 1),
+                "passage_score": score / best_score if best_score > 0 else 0.0,
+                "heading": headings[passage.id],
                 "language": 1.0 if language == asked_language else 0.0,
             }
-            score = (
-                w.lexical * features["lexical"]
-                + w.dense * features["dense"]
-                + w.answer_type * features["answer_type"]
-                + w.passage * features["passage"]
-                + w.language * features["language"]
-            )
-            sentence = EvidenceSentence(passage, position + 1, span, text, score, features)
-            ranked.append((-score, order, sentence))
+            total = sum(w[name] * value for name, value in features.items())
+            sentence = EvidenceSentence(passage, position + 1, span, text, total, features)
+            ranked.append((-total, order, sentence))
         ranked.sort(key=lambda item: (item[0], item[1]))
         return [item[2] for item in ranked]
 
@@ -210,6 +216,15 @@ class SentenceRanker:
         if self.encode_sentences is None or self.query_vector is None or self.weights.dense == 0:
             return None
         return self.encode_sentences(texts) @ self.query_vector(question)
+
+
+def _overlap(asked: Mapping[str, float], terms: Sequence[str]) -> float:
+    """The idf-weighted share of the question's terms found among ``terms``."""
+    total = sum(asked.values())
+    if total <= 0:
+        return 0.0
+    held = set(terms)
+    return sum(v for t, v in asked.items() if t in held) / total
 
 
 def okapi_idf(doc_freq: int, n_docs: int) -> float:

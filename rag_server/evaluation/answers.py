@@ -10,7 +10,6 @@ gives each rate per language and overall.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import statistics
@@ -227,14 +226,6 @@ def save_records(records: Sequence[AnswerRecord], summary: dict[str, Any], path:
 
 # ----------------------------------------------------------------------------- tuning the evidence ranking
 
-WEIGHT_GRID: dict[str, tuple[float, ...]] = {
-    "lexical": (0.5, 1.0, 1.5),
-    "dense": (0.0, 0.5, 1.0, 1.5, 2.0),
-    "answer_type": (0.0, 0.15, 0.3, 0.5, 0.8),
-    "passage": (0.0, 0.15, 0.3, 0.6),
-    "language": (0.0, 0.1, 0.2, 0.4),
-}
-
 
 @dataclass(frozen=True)
 class TuningResult:
@@ -243,51 +234,71 @@ class TuningResult:
     top3: float
     default_top1: float  # the same with the weights the pipeline was made with
     default_top3: float
+    questions: int  # in-domain questions whose top-k passages hold the fact at all
 
 
-def tune_evidence_weights(
-    pipeline: RagPipeline,
-    questions: Sequence[AnswerQuestion],
-    strategy: str | None = None,
-    k: int | None = None,
-    grid: dict[str, tuple[float, ...]] | None = None,
-) -> TuningResult:
-    """The weights of ``EvidenceWeights`` that put a fact-holding sentence first for the most
-    questions (ties: in the top 3, then the grid's order). Each question is retrieved and its
-    sentences' signals computed once; every weighting of the grid re-scores those signals."""
+def sentence_signals(
+    pipeline: RagPipeline, questions: Sequence[AnswerQuestion], strategy: str | None = None, k: int | None = None
+) -> tuple[list[str], list[np.ndarray], list[np.ndarray]]:
+    """Per in-domain question: the signals of each candidate sentence (rows) and which of them
+    hold the fact. Questions whose candidates hold it nowhere are left out: no weighting helps them."""
     from ..pipeline import DEFAULT_ASK_K
 
-    grid = grid or WEIGHT_GRID
-    names = list(grid)
-    features: list[np.ndarray] = []  # per question: (sentences, signals)
-    holds: list[np.ndarray] = []  # per question: (sentences,) bool
+    names = list(pipeline.evidence_weights.to_dict())
+    signals: list[np.ndarray] = []
+    holds: list[np.ndarray] = []
     for question in questions:
         if question.fact is None:
             continue
         hits = pipeline.retriever(strategy).search(question.question, k=k or DEFAULT_ASK_K)
         ranked = pipeline.ranker().rank(question.question, hits)
-        features.append(
-            np.array([[s.features[n] for n in names] for s in ranked], dtype=np.float64).reshape(-1, len(names))
-        )
-        holds.append(np.array([question.holds_fact(s.text) for s in ranked], dtype=bool))
+        found = np.array([question.holds_fact(s.text) for s in ranked], dtype=bool)
+        if found.any():
+            signals.append(np.array([[s.features[n] for n in names] for s in ranked], dtype=np.float64))
+            holds.append(found)
+    return names, signals, holds
 
-    def rates(weights: np.ndarray) -> tuple[float, float]:
-        top1 = top3 = 0
-        for f, h in zip(features, holds, strict=True):
-            if not len(h):
-                continue
-            order = np.argsort(-(f @ weights), kind="stable")  # stable: ties keep retrieval order
-            top1 += bool(h[order[0]])
-            top3 += bool(h[order[:3]].any())
-        n = max(len(features), 1)
-        return top1 / n, top3 / n
 
-    best: tuple[float, float] = (-1.0, -1.0)
-    best_weights: dict[str, float] = {}
-    for combo in itertools.product(*(grid[n] for n in names)):
-        scored = rates(np.array(combo))
-        if scored > best:
-            best, best_weights = scored, dict(zip(names, combo, strict=True))
+def top_rates(weights: np.ndarray, signals: Sequence[np.ndarray], holds: Sequence[np.ndarray]) -> tuple[float, float]:
+    """Shares of questions whose first, and first three, sentences hold the fact (ties: retrieval order)."""
+    top1 = top3 = 0
+    for x, h in zip(signals, holds, strict=True):
+        order = np.argsort(-(x @ weights), kind="stable")
+        top1 += bool(h[order[0]])
+        top3 += bool(h[order[:3]].any())
+    n = max(len(signals), 1)
+    return top1 / n, top3 / n
+
+
+def fit_weights(
+    signals: Sequence[np.ndarray], holds: Sequence[np.ndarray], l2: float = 0.01, steps: int = 3000, lr: float = 0.5
+) -> np.ndarray:
+    """Weights that put the probability of a softmax over each question's sentences on the
+    sentences holding the fact (a conditional logit, fitted by gradient ascent with an L2 penalty)."""
+    w = np.zeros(signals[0].shape[1])
+    for _ in range(steps):
+        grad = -l2 * w
+        for x, h in zip(signals, holds, strict=True):
+            z = x @ w
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            q = np.where(h, p, 0.0)
+            q /= q.sum()
+            grad += (q - p) @ x  # d/dw log sum_{j in facts} softmax(z)_j
+        w += lr * grad / len(signals)
+    return w
+
+
+def tune_evidence_weights(
+    pipeline: RagPipeline, questions: Sequence[AnswerQuestion], strategy: str | None = None, k: int | None = None
+) -> TuningResult:
+    """Fit the evidence weights on ``questions`` and compare them with the pipeline's own."""
+    names, signals, holds = sentence_signals(pipeline, questions, strategy, k)
+    if not signals:
+        raise ValueError("no question's candidate sentences hold its fact")
+    fitted = fit_weights(signals, holds)
     default = pipeline.evidence_weights.to_dict()
-    default_rates = rates(np.array([default[n] for n in names]))
-    return TuningResult(best_weights, best[0], best[1], default_rates[0], default_rates[1])
+    best = top_rates(fitted, signals, holds)
+    current = top_rates(np.array([default[n] for n in names]), signals, holds)
+    weights = {n: round(float(v), 3) for n, v in zip(names, fitted, strict=True)}
+    return TuningResult(weights, best[0], best[1], current[0], current[1], len(signals))
