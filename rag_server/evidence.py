@@ -110,15 +110,17 @@ def holds_answer_type(sentence: str, kind: str | None) -> bool:
 
 @dataclass(frozen=True)
 class EvidenceWeights:
-    """How much each signal counts in a sentence's score (chosen on the dev split)."""
+    """How much each signal counts in a sentence's score. Fitted on the answer set's dev split
+    with the e5-small build (``rag-server eval-answers --split dev --tune``; docs/BENCHMARKS.md);
+    the negative ``passage`` weight only offsets ``passage_score``, which already rewards the top."""
 
-    lexical: float = 1.0
-    dense: float = 1.0
-    answer_type: float = 0.3
-    passage: float = 0.3
-    passage_score: float = 0.0
-    heading: float = 0.0
-    language: float = 0.2
+    lexical: float = 3.2
+    dense: float = 9.51
+    answer_type: float = 3.18
+    passage: float = -0.96
+    passage_score: float = 8.26
+    heading: float = 1.19
+    language: float = 1.6
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)

@@ -86,7 +86,9 @@ def test_language_of_the_question_is_preferred() -> None:
         passage("res15-en#1", "The controller notifies the ANPD within three business days.", article="6"),
         language="en",
     )
-    ranked = ranker(lexical=0.0, answer_type=0.0, passage=0.0).rank("Qual o prazo?", hits(english, INCIDENT))
+    ranked = ranker(lexical=0.0, answer_type=0.0, passage=0.0, passage_score=0.0, heading=0.0).rank(
+        "Qual o prazo?", hits(english, INCIDENT)
+    )
     assert ranked[0].passage.language == "pt"
 
 
