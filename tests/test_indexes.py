@@ -109,3 +109,28 @@ def test_missing_array_is_named(tmp_path: Path) -> None:
     (tmp_path / "weights.npy").unlink()
     with pytest.raises(IndexLoadError, match="weights.npy: missing file"):
         BM25Index.load(tmp_path)
+
+
+def test_passages_of_a_zero_idf_term_still_match() -> None:
+    # "x" is in exactly half the passages: idf = ln(2.5) - ln(2.5) = 0, so every posting
+    # weighs 0, yet its passages hold a query term and are returned (as before the fast path).
+    index = BM25Index.build([["x", "a"], ["x", "b"], ["c"], ["d"]])
+    found = index.search(["x"], 10)
+    assert list(found.indices) == [0, 1] and list(found.scores) == [0.0, 0.0]
+    assert list(index.search(["x", "c", "x"], 10).indices) == [2, 0, 1]
+
+
+def test_top_k_keeps_order_and_ties_on_a_random_corpus() -> None:
+    rng = random.Random(3)
+    vocab = [f"t{i}" for i in range(30)]
+    corpus = [[rng.choice(vocab) for _ in range(rng.randint(1, 12))] for _ in range(500)]
+    index, reference = BM25Index.build(corpus), BM25Okapi(corpus)
+    for _ in range(30):
+        query = [rng.choice(vocab) for _ in range(rng.randint(1, 5))]
+        expected = reference.get_scores(query)
+        matched = [i for i, doc in enumerate(corpus) if set(doc) & set(query)]
+        for k in (1, 7, 100):
+            found = index.search(query, k)
+            want = sorted(matched, key=lambda i: (-round(expected[i], 4), i))[:k]
+            assert list(found.indices) == want or np.allclose(expected[list(found.indices)], expected[want])
+            np.testing.assert_allclose(found.scores, expected[found.indices], rtol=1e-5, atol=1e-6)
