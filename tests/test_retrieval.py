@@ -77,6 +77,19 @@ def test_bad_filters_are_refused(retriever: Retriever) -> None:
         retriever.search("consentimento", k=3, filters={"language": []})
 
 
+def test_ranked_hits_equal_hits_made_by_the_dataclass(index: IndexBuild) -> None:
+    from rag_server.retrieval.base import Hit, ranked_hits
+
+    found = ScoredPassages(np.array([3, 0, 5]), np.array([2.5, 1.25, 1.0], dtype=np.float32))
+    hits = ranked_hits(found, index.passages)
+    expected = [Hit(rank=r, score=s, passage=index.passages[i]) for r, (i, s) in enumerate(found.pairs(), start=1)]
+    assert hits == expected and [h.to_dict() for h in hits] == [h.to_dict() for h in expected]
+    assert all(type(h.score) is float and h.components == {} for h in hits)
+    assert hits[0].components is not hits[1].components
+    with pytest.raises(AttributeError):
+        hits[0].rank = 9  # type: ignore[misc]
+
+
 def test_search_is_deterministic(retriever: Retriever) -> None:
     first = [h.passage_id for h in retriever.search("dados pessoais", k=10)]
     assert first == [h.passage_id for h in retriever.search("dados pessoais", k=10)]
