@@ -70,6 +70,27 @@ def test_filters_restrict_every_hit(retriever: Retriever) -> None:
         assert all(check(h.passage) for h in hits), filters
 
 
+def test_filter_masks_equal_checking_every_passage(index: IndexBuild) -> None:
+    from rag_server.retrieval.base import _values, filter_mask
+
+    some = index.passages[len(index.passages) // 2]
+    cases: list[dict[str, str | list[str]]] = [
+        {"language": "pt"},
+        {"language": ["pt", "en"], "doc_type": "guide"},
+        {"article": ["Art. 2", "3"], "language": "en"},
+        {"doc_id": [some.doc_id, "missing"], "source": some.source},
+        {"source": "no such source"},
+    ]
+    for filters in cases:
+        wanted = {name: _values(name, value) for name, value in filters.items()}
+        expected = index.mask(lambda p, w=wanted: all(getattr(p, n) in v for n, v in w.items()))  # type: ignore[misc]
+        assert expected.any() or filters == {"source": "no such source"}
+        for _ in range(2):  # the second time from the value → rows tables
+            got = filter_mask(index, filters)
+            assert got is not None and got.tolist() == expected.tolist(), filters
+    assert filter_mask(index, None) is None and filter_mask(index, {}) is None
+
+
 def test_bad_filters_are_refused(retriever: Retriever) -> None:
     with pytest.raises(UnknownFilterError, match="valid filters"):
         retriever.search("consentimento", k=3, filters={"colour": "blue"})

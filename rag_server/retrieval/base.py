@@ -86,11 +86,11 @@ def filter_mask(build: IndexBuild, filters: Filters | None) -> npt.NDArray[np.bo
     if unknown:
         raise UnknownFilterError(f"unknown filter {unknown}; valid filters: {list(FILTER_FIELDS)}")
     wanted = {name: _values(name, value) for name, value in filters.items()}
-
-    def keep(p: Passage) -> bool:
-        return all(getattr(p, name) in values for name, values in wanted.items())
-
-    return build.mask(keep)
+    mask: npt.NDArray[np.bool_] | None = None
+    for name, values in wanted.items():
+        allowed = build.field_mask(name, values)
+        mask = allowed if mask is None else mask & allowed
+    return mask
 
 
 class Retriever(ABC):
