@@ -134,3 +134,25 @@ def test_top_k_keeps_order_and_ties_on_a_random_corpus() -> None:
             want = sorted(matched, key=lambda i: (-round(expected[i], 4), i))[:k]
             assert list(found.indices) == want or np.allclose(expected[list(found.indices)], expected[want])
             np.testing.assert_allclose(found.scores, expected[found.indices], rtol=1e-5, atol=1e-6)
+
+
+def test_term_matrix_equals_counting_each_passage() -> None:
+    from collections import Counter
+
+    from rag_server.indexes.sparse import TermMatrix
+
+    rng = random.Random(11)
+    vocab = [f"w{i}" for i in range(60)]
+    for corpus in ([], [[]], [["a"]], [[rng.choice(vocab) for _ in range(rng.randint(0, 25))] for _ in range(200)]):
+        m = TermMatrix.from_tokens(corpus)
+        terms: dict[str, int] = {}
+        postings: dict[int, list[tuple[int, int]]] = {}
+        for doc, tokens in enumerate(corpus):
+            for term, count in Counter(tokens).items():
+                postings.setdefault(terms.setdefault(term, len(terms)), []).append((doc, count))
+        assert m.vocab == terms
+        assert m.doc_len.tolist() == [len(t) for t in corpus] and m.doc_ids.dtype == np.int32
+        for row in range(len(terms)):
+            a, b = m.indptr[row], m.indptr[row + 1]
+            assert list(zip(m.doc_ids[a:b].tolist(), m.tf[a:b].tolist(), strict=True)) == postings[row]
+        assert int(m.indptr[-1]) == m.doc_ids.size == m.tf.size

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections import Counter
 from collections.abc import Sequence
 from functools import cached_property
+from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,25 +43,25 @@ class TermMatrix(NamedTuple):
 
     @classmethod
     def from_tokens(cls, corpus_tokens: Sequence[Sequence[str]]) -> TermMatrix:
-        vocab: dict[str, int] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        counts: list[int] = []
-        for doc, tokens in enumerate(corpus_tokens):
-            for term, count in Counter(tokens).items():
-                rows.append(vocab.setdefault(term, len(vocab)))
-                cols.append(doc)
-                counts.append(count)
-        term_ids = np.asarray(rows, dtype=np.int64)
-        order = np.argsort(term_ids, kind="stable")  # stable: doc ids stay ascending per term
+        """Term ids in order of first occurrence; postings sorted by term, then passage."""
+        flat = list(chain.from_iterable(corpus_tokens))
+        vocab: dict[str, int] = dict.fromkeys(flat, 0)  # keeps first-occurrence order
+        for i, term in enumerate(vocab):
+            vocab[term] = i
+        n_docs = len(corpus_tokens)
+        lengths = np.fromiter(map(len, corpus_tokens), dtype=np.int64, count=n_docs)
+        term_ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
+        # One sort of (term, passage) keys gives each posting and, from repeats, its tf.
+        keys, tf = np.unique(term_ids * max(n_docs, 1) + np.repeat(np.arange(n_docs), lengths), return_counts=True)
+        terms, docs = np.divmod(keys, max(n_docs, 1))
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(term_ids, minlength=len(vocab)), out=indptr[1:])
+        np.cumsum(np.bincount(terms, minlength=len(vocab)), out=indptr[1:])
         return cls(
             vocab=vocab,
             indptr=indptr,
-            doc_ids=np.asarray(cols, dtype=np.int32)[order],
-            tf=np.asarray(counts, dtype=np.float32)[order],
-            doc_len=np.asarray([len(t) for t in corpus_tokens], dtype=np.float32),
+            doc_ids=docs.astype(np.int32),
+            tf=tf.astype(np.float32),
+            doc_len=lengths.astype(np.float32),
         )
 
     @property
