@@ -156,3 +156,18 @@ def test_term_matrix_equals_counting_each_passage() -> None:
             a, b = m.indptr[row], m.indptr[row + 1]
             assert list(zip(m.doc_ids[a:b].tolist(), m.tf[a:b].tolist(), strict=True)) == postings[row]
         assert int(m.indptr[-1]) == m.doc_ids.size == m.tf.size
+
+
+def test_on_disk_format_is_still_version_1_and_other_versions_are_refused(tmp_path: Path) -> None:
+    # The query-time changes kept the files as they were: builds made before them still load.
+    import json
+
+    BM25Index.build([["a", "b"], ["b"]]).save(tmp_path)
+    params = json.loads((tmp_path / "params.json").read_text())
+    assert params["version"] == 1
+    expected = {"indptr": np.int64, "doc_ids": np.int32, "tf": np.float32, "doc_len": np.float32}
+    for name, dtype in {**expected, "weights": np.float32}.items():
+        assert np.load(tmp_path / f"{name}.npy").dtype == dtype, name
+    (tmp_path / "params.json").write_text(json.dumps({**params, "version": 2}))
+    with pytest.raises(IndexLoadError, match="index version 2 is not 1; rebuild"):
+        BM25Index.load(tmp_path)
