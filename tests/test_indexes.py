@@ -171,3 +171,15 @@ def test_on_disk_format_is_still_version_1_and_other_versions_are_refused(tmp_pa
     (tmp_path / "params.json").write_text(json.dumps({**params, "version": 2}))
     with pytest.raises(IndexLoadError, match="index version 2 is not 1; rebuild"):
         BM25Index.load(tmp_path)
+
+
+def test_passages_scoring_below_zero_still_match() -> None:
+    # idf(a) = idf(b) < 0 and their mean pulls the epsilon floor below 0 (as in rank_bm25).
+    corpus = [["a", "b"], ["a", "b"], ["a", "b"], ["c"]]
+    index, reference = BM25Index.build(corpus), BM25Okapi(corpus)
+    for query in (["a", "c"], ["c", "a", "a"], ["a"]):
+        found = index.search(query, 10)
+        expected = reference.get_scores(query)
+        assert sorted(found.indices.tolist()) == [i for i, doc in enumerate(corpus) if set(doc) & set(query)]
+        np.testing.assert_allclose(found.scores, expected[found.indices], rtol=1e-5, atol=1e-6)
+    assert index.search(["a"], 10).scores.max() < 0

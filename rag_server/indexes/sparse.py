@@ -99,9 +99,10 @@ def accumulate(
     ``doc_ids`` and ``weights`` are best given as intp and float64, which bincount computes in).
 
     Only the query terms' posting lists are read: one ``np.bincount`` sums them (in float64,
-    a term repeated in the query counting once more each time, as in rank_bm25), and the
-    passages they name are marked in a boolean array, whose true positions are the candidates
-    for the top k. Nothing here is proportional to the vocabulary or sorts the postings."""
+    a term repeated in the query counting once more each time, as in rank_bm25). The passages
+    they name are the candidates for the top k: those scoring above 0 when every weight summed
+    is positive (the usual case), else those marked in a boolean array. Nothing here is
+    proportional to the vocabulary or sorts the postings."""
     if not rows:
         return Accumulated(np.zeros(n_docs, dtype=np.float64), np.empty(0, dtype=np.int64))
     spans = [(starts[r], starts[r + 1]) for r, m in rows.items() for _ in range(m)]
@@ -111,9 +112,12 @@ def accumulate(
         return Accumulated(_sum(ids, w, n_docs), ids.astype(np.int64))
     ids = np.concatenate([doc_ids[a:b] for a, b in spans])
     w = np.concatenate([weights[a:b] for a, b in spans])
+    scores = _sum(ids, w, n_docs)
+    if w.size and w.min() > 0:  # the usual case: a passage holds a query term exactly when it scores above 0
+        return Accumulated(scores, np.flatnonzero(scores > 0))
     seen = np.zeros(n_docs, dtype=bool)
     seen[ids] = True
-    return Accumulated(_sum(ids, w, n_docs), np.flatnonzero(seen))
+    return Accumulated(scores, np.flatnonzero(seen))
 
 
 def _sum(ids: npt.NDArray[np.intp], w: npt.NDArray[np.float64], n_docs: int) -> npt.NDArray[np.float64]:
@@ -123,16 +127,16 @@ def _sum(ids: npt.NDArray[np.intp], w: npt.NDArray[np.float64], n_docs: int) -> 
 def top_k(found: Accumulated, k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
     """The ``k`` best passages among those matching a query term (scores can be negative
     when a term occurs in over half the corpus, as in rank_bm25); ties by passage order."""
-    scores, candidates = found
+    scores, candidates = found  # candidates ascending, so a stable sort breaks ties by row
     if mask is not None:
         candidates = candidates[mask[candidates]]
     chosen = scores[candidates]
     if candidates.size > k:
-        part = np.argpartition(chosen, chosen.size - k)[chosen.size - k :]
-        keep = chosen >= chosen[part].min()  # the k best, and any passage tied with the k-th
+        cut = chosen.size - k
+        keep = np.flatnonzero(chosen >= np.partition(chosen, cut)[cut])  # the k best and ties with the k-th
         candidates, chosen = candidates[keep], chosen[keep]
-    order = np.lexsort((candidates, -chosen))[:k]
-    return ScoredPassages(candidates[order].astype(np.int64), chosen[order].astype(np.float32))
+    order = np.argsort(-chosen, kind="stable")[:k]
+    return ScoredPassages(candidates[order].astype(np.int64, copy=False), chosen[order].astype(np.float32))
 
 
 class PostingsIndex(ABC):
