@@ -16,6 +16,7 @@ Steps, in order, each for a reason:
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -72,8 +73,26 @@ _PT_SUFFIXES: tuple[tuple[str, str, int], ...] = (
 
 def fold(text: str) -> str:
     """NFKC + lower-case + strip combining accents: ``'Ação'`` → ``'acao'``."""
-    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).lower())
+    if text.isascii():  # nothing to normalise or strip: the common case, at C speed
+        return text.lower()
+    return _strip_marks(unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).lower()))
+
+
+def _strip_marks(decomposed: str) -> str:
+    if decomposed and max(decomposed) < _MARKS_BELOW:
+        return decomposed.translate(_combining_marks())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+# Every combining mark lies below U+20000 (Unicode 15: the last is U+1E94A); text with a higher
+# code point takes the character-by-character path, so a later Unicode cannot break folding.
+_MARKS_BELOW = "\U00020000"
+
+
+@lru_cache(maxsize=1)
+def _combining_marks() -> dict[int, None]:
+    """``str.translate`` table deleting every combining mark (built once, ~40 ms)."""
+    return dict.fromkeys(c for c in range(ord(_MARKS_BELOW)) if unicodedata.combining(chr(c)))
 
 
 def detect_language(text: str) -> str:
@@ -81,12 +100,23 @@ def detect_language(text: str) -> str:
     (ties → ``'en'``). Short queries are the hard case: "consentimento do titular" has no
     language-specific stop word ("do" is both), but "-mento" is Portuguese."""
     lowered = unicodedata.normalize("NFKC", text).lower()
-    words = _TOKEN.findall(fold(lowered))
-    pt = sum(w in stopwords.PORTUGUESE and w not in stopwords.ENGLISH for w in words)
-    en = sum(w in stopwords.ENGLISH and w not in stopwords.PORTUGUESE for w in words)
-    pt += sum(len(w) > 4 and w.endswith(_PT_ENDINGS) for w in words)
-    en += sum(len(w) > 4 and w.endswith(_EN_ENDINGS) for w in words)
-    pt += 2 * len(_PT_MARKS.findall(lowered))
+    return _detect(lowered, _TOKEN.findall(fold(lowered)))
+
+
+def _detect(lowered: str, words: list[str]) -> str:
+    """:func:`detect_language` given NFKC-lower-cased text and the words of its folded form."""
+    pt = en = 0
+    for w in words:
+        if w in stopwords.ALL:
+            if w not in stopwords.ENGLISH:
+                pt += 1
+            elif w not in stopwords.PORTUGUESE:
+                en += 1
+        if len(w) > 4:
+            pt += w.endswith(_PT_ENDINGS)
+            en += w.endswith(_EN_ENDINGS)
+    if not lowered.isascii():
+        pt += 2 * len(_PT_MARKS.findall(lowered))
     return "pt" if pt > en else "en"
 
 
@@ -103,31 +133,61 @@ class AnalyzerSettings:
 
 
 class Analyzer:
-    """Turns text into index terms. Stateless apart from a stem cache; safe across threads."""
+    """Turns text into index terms. Stateless apart from a term cache; safe across threads."""
+
+    # Words remembered per language (word → term, or None when dropped); cleared when full.
+    CACHE_SIZE = 500_000
 
     def __init__(self, settings: AnalyzerSettings | None = None) -> None:
         self.settings = settings or AnalyzerSettings()
         self._stemmers = {"pt": Stemmer.Stemmer("portuguese"), "en": Stemmer.Stemmer("english")}
-        # PyStemmer objects are not thread-safe; a cached pure function over the word is.
-        self._stem = lru_cache(maxsize=200_000)(self._stem_uncached)
+        self._terms: dict[str, dict[str, str | None]] = {lang: {} for lang in LANGUAGES}
+        self._lock = threading.Lock()  # PyStemmer objects are not thread-safe
 
     def tokens(self, text: str, language: str | None = None) -> list[str]:
         """Index terms of ``text``; ``language`` picks the stemmer (detected when None)."""
-        lang = language if language in LANGUAGES else detect_language(text)
-        words = _TOKEN.findall(fold(text))
-        if self.settings.remove_stopwords:
-            words = [w for w in words if w not in stopwords.ALL]
-        words = [w for w in words if len(w) > 1 or w.isdigit()]
-        if not self.settings.stem:
-            return words
-        return [self._stem(w, lang) for w in words]
+        if text.isascii():  # NFKC and accent folding leave ASCII as it is
+            lowered = folded = text.lower()
+        else:
+            lowered = unicodedata.normalize("NFKC", text).lower()
+            folded = _strip_marks(unicodedata.normalize("NFKD", lowered))  # = fold(text)
+        words = _TOKEN.findall(folded)
+        if language in LANGUAGES:
+            lang = language
+        else:  # detect_language(text), reusing the words when folding twice changes nothing
+            lang = _detect(lowered, words if lowered.isascii() else _TOKEN.findall(fold(lowered)))
+        terms = self._terms[lang]
+        try:
+            found = list(map(terms.__getitem__, words))
+        except KeyError:  # a word not seen before in this language
+            found = [self._cached_term(terms, word, lang) for word in words]
+        return [term for term in found if term is not None]
 
-    def _stem_uncached(self, word: str, language: str) -> str:
-        if word[0].isdigit():
+    def _cached_term(self, terms: dict[str, str | None], word: str, language: str) -> str | None:
+        term = terms.get(word, _MISSING)
+        if term is _MISSING:
+            term = self._term(word, language)
+            if len(terms) >= self.CACHE_SIZE:
+                terms.clear()
+            terms[word] = term
+        return term
+
+    def _term(self, word: str, language: str) -> str | None:
+        """The index term of one folded word, or None when it is dropped."""
+        if self.settings.remove_stopwords and word in stopwords.ALL:
+            return None
+        if len(word) == 1 and not word.isdigit():
+            return None
+        if not self.settings.stem or word[0].isdigit():
             return word
         if language == "pt":
             word = _restore_portuguese_suffix(word)
-        return fold(self._stemmers[language].stemWord(word))
+        with self._lock:
+            stem = self._stemmers[language].stemWord(word)
+        return fold(stem)
+
+
+_MISSING: Any = object()
 
 
 def _restore_portuguese_suffix(word: str) -> str:

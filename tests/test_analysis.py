@@ -68,3 +68,29 @@ def test_stopword_only_text_gives_no_terms() -> None:
 def test_settings_can_disable_stemming() -> None:
     plain = Analyzer(AnalyzerSettings(stem=False))
     assert plain.tokens("Incidentes de segurança", "pt") == ["incidentes", "seguranca"]
+
+
+def test_fold_fast_paths_equal_the_character_by_character_fold() -> None:
+    import unicodedata
+
+    def slow(text: str) -> str:
+        decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).lower())
+        return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+    for text in ("Plain ASCII, 55-J!", "Ação Ñandú ǅ İ ẞ Å", "e\u0301 \U0001d400 \U00020000 a\u0327", ""):
+        assert fold(text) == slow(text), text
+
+
+def test_tokens_with_detection_equal_tokens_in_the_detected_language() -> None:
+    a = Analyzer()
+    for text in ("Quais são os direitos dos titulares?", "What are the rights?", "ﬁnal decisão", "İstanbul data"):
+        assert a.tokens(text) == a.tokens(text, detect_language(text)), text
+
+
+def test_term_cache_gives_the_same_terms_when_full() -> None:
+    a, b = Analyzer(), Analyzer()
+    b.CACHE_SIZE = 3  # cleared again and again
+    text = "Os titulares revogam o consentimento; controllers process personal data quickly"
+    for lang in ("pt", "en"):
+        assert b.tokens(text, lang) == b.tokens(text, lang) == a.tokens(text, lang)
+    assert all(len(terms) <= 3 for terms in b._terms.values())

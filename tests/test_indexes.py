@@ -109,3 +109,77 @@ def test_missing_array_is_named(tmp_path: Path) -> None:
     (tmp_path / "weights.npy").unlink()
     with pytest.raises(IndexLoadError, match="weights.npy: missing file"):
         BM25Index.load(tmp_path)
+
+
+def test_passages_of_a_zero_idf_term_still_match() -> None:
+    # "x" is in exactly half the passages: idf = ln(2.5) - ln(2.5) = 0, so every posting
+    # weighs 0, yet its passages hold a query term and are returned (as before the fast path).
+    index = BM25Index.build([["x", "a"], ["x", "b"], ["c"], ["d"]])
+    found = index.search(["x"], 10)
+    assert list(found.indices) == [0, 1] and list(found.scores) == [0.0, 0.0]
+    assert list(index.search(["x", "c", "x"], 10).indices) == [2, 0, 1]
+
+
+def test_top_k_keeps_order_and_ties_on_a_random_corpus() -> None:
+    rng = random.Random(3)
+    vocab = [f"t{i}" for i in range(30)]
+    corpus = [[rng.choice(vocab) for _ in range(rng.randint(1, 12))] for _ in range(500)]
+    index, reference = BM25Index.build(corpus), BM25Okapi(corpus)
+    for _ in range(30):
+        query = [rng.choice(vocab) for _ in range(rng.randint(1, 5))]
+        expected = reference.get_scores(query)
+        matched = [i for i, doc in enumerate(corpus) if set(doc) & set(query)]
+        for k in (1, 7, 100):
+            found = index.search(query, k)
+            want = sorted(matched, key=lambda i: (-round(expected[i], 4), i))[:k]
+            assert list(found.indices) == want or np.allclose(expected[list(found.indices)], expected[want])
+            np.testing.assert_allclose(found.scores, expected[found.indices], rtol=1e-5, atol=1e-6)
+
+
+def test_term_matrix_equals_counting_each_passage() -> None:
+    from collections import Counter
+
+    from rag_server.indexes.sparse import TermMatrix
+
+    rng = random.Random(11)
+    vocab = [f"w{i}" for i in range(60)]
+    for corpus in ([], [[]], [["a"]], [[rng.choice(vocab) for _ in range(rng.randint(0, 25))] for _ in range(200)]):
+        m = TermMatrix.from_tokens(corpus)
+        terms: dict[str, int] = {}
+        postings: dict[int, list[tuple[int, int]]] = {}
+        for doc, tokens in enumerate(corpus):
+            for term, count in Counter(tokens).items():
+                postings.setdefault(terms.setdefault(term, len(terms)), []).append((doc, count))
+        assert m.vocab == terms
+        assert m.doc_len.tolist() == [len(t) for t in corpus] and m.doc_ids.dtype == np.int32
+        for row in range(len(terms)):
+            a, b = m.indptr[row], m.indptr[row + 1]
+            assert list(zip(m.doc_ids[a:b].tolist(), m.tf[a:b].tolist(), strict=True)) == postings[row]
+        assert int(m.indptr[-1]) == m.doc_ids.size == m.tf.size
+
+
+def test_on_disk_format_is_still_version_1_and_other_versions_are_refused(tmp_path: Path) -> None:
+    # The query-time changes kept the files as they were: builds made before them still load.
+    import json
+
+    BM25Index.build([["a", "b"], ["b"]]).save(tmp_path)
+    params = json.loads((tmp_path / "params.json").read_text())
+    assert params["version"] == 1
+    expected = {"indptr": np.int64, "doc_ids": np.int32, "tf": np.float32, "doc_len": np.float32}
+    for name, dtype in {**expected, "weights": np.float32}.items():
+        assert np.load(tmp_path / f"{name}.npy").dtype == dtype, name
+    (tmp_path / "params.json").write_text(json.dumps({**params, "version": 2}))
+    with pytest.raises(IndexLoadError, match="index version 2 is not 1; rebuild"):
+        BM25Index.load(tmp_path)
+
+
+def test_passages_scoring_below_zero_still_match() -> None:
+    # idf(a) = idf(b) < 0 and their mean pulls the epsilon floor below 0 (as in rank_bm25).
+    corpus = [["a", "b"], ["a", "b"], ["a", "b"], ["c"]]
+    index, reference = BM25Index.build(corpus), BM25Okapi(corpus)
+    for query in (["a", "c"], ["c", "a", "a"], ["a"]):
+        found = index.search(query, 10)
+        expected = reference.get_scores(query)
+        assert sorted(found.indices.tolist()) == [i for i, doc in enumerate(corpus) if set(doc) & set(query)]
+        np.testing.assert_allclose(found.scores, expected[found.indices], rtol=1e-5, atol=1e-6)
+    assert index.search(["a"], 10).scores.max() < 0

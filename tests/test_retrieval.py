@@ -70,11 +70,45 @@ def test_filters_restrict_every_hit(retriever: Retriever) -> None:
         assert all(check(h.passage) for h in hits), filters
 
 
+def test_filter_masks_equal_checking_every_passage(index: IndexBuild) -> None:
+    from rag_server.retrieval.base import _values, filter_mask
+
+    some = index.passages[len(index.passages) // 2]
+    cases: list[dict[str, str | list[str]]] = [
+        {"language": "pt"},
+        {"language": ["pt", "en"], "doc_type": "guide"},
+        {"article": ["Art. 2", "3"], "language": "en"},
+        {"doc_id": [some.doc_id, "missing"], "source": some.source},
+        {"source": "no such source"},
+    ]
+    for filters in cases:
+        wanted = {name: _values(name, value) for name, value in filters.items()}
+        expected = index.mask(lambda p, w=wanted: all(getattr(p, n) in v for n, v in w.items()))  # type: ignore[misc]
+        assert expected.any() or filters == {"source": "no such source"}
+        for _ in range(2):  # the second time from the value → rows tables
+            got = filter_mask(index, filters)
+            assert got is not None and got.tolist() == expected.tolist(), filters
+    assert filter_mask(index, None) is None and filter_mask(index, {}) is None
+
+
 def test_bad_filters_are_refused(retriever: Retriever) -> None:
     with pytest.raises(UnknownFilterError, match="valid filters"):
         retriever.search("consentimento", k=3, filters={"colour": "blue"})
     with pytest.raises(InvalidParameterError):
         retriever.search("consentimento", k=3, filters={"language": []})
+
+
+def test_ranked_hits_equal_hits_made_by_the_dataclass(index: IndexBuild) -> None:
+    from rag_server.retrieval.base import Hit, ranked_hits
+
+    found = ScoredPassages(np.array([3, 0, 5]), np.array([2.5, 1.25, 1.0], dtype=np.float32))
+    hits = ranked_hits(found, index.passages)
+    expected = [Hit(rank=r, score=s, passage=index.passages[i]) for r, (i, s) in enumerate(found.pairs(), start=1)]
+    assert hits == expected and [h.to_dict() for h in hits] == [h.to_dict() for h in expected]
+    assert all(type(h.score) is float and h.components == {} for h in hits)
+    assert hits[0].components is not hits[1].components
+    with pytest.raises(AttributeError):
+        hits[0].rank = 9  # type: ignore[misc]
 
 
 def test_search_is_deterministic(retriever: Retriever) -> None:

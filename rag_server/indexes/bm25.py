@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,11 @@ class BM25Index(sparse.PostingsIndex):
         self.params = params
         self.weights = weights  # (nnz,) precomputed per-posting score contribution
 
+    @cached_property
+    def weights64(self) -> npt.NDArray[np.float64]:
+        """The weights in float64, as rank_bm25 sums them (float32 on disk, half the size)."""
+        return self.weights.astype(np.float64)
+
     @classmethod
     def build(cls, corpus_tokens: Sequence[Sequence[str]], params: BM25Params | None = None) -> BM25Index:
         matrix = sparse.TermMatrix.from_tokens(corpus_tokens)
@@ -78,7 +84,7 @@ class BM25Index(sparse.PostingsIndex):
         # Repeated query terms count again, as in rank_bm25's get_scores.
         m = self.matrix
         rows = sparse.query_term_weights(m.vocab, query_terms)
-        return sparse.accumulate(m.indptr, m.doc_ids, self.weights, rows, m.n_docs)
+        return sparse.accumulate(self.starts, self.posting_rows, self.weights64, rows, m.n_docs)
 
     def save(self, directory: Path) -> None:
         m = self.matrix

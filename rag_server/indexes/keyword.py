@@ -22,7 +22,7 @@ class KeywordIndex(sparse.PostingsIndex):
 
     def __init__(self, matrix: sparse.TermMatrix) -> None:
         self.matrix = matrix
-        self._ones = np.ones_like(matrix.tf)
+        self._ones = np.ones(matrix.tf.shape, dtype=np.float64)
 
     @classmethod
     def build(cls, corpus_tokens: Sequence[Sequence[str]]) -> KeywordIndex:
@@ -32,7 +32,7 @@ class KeywordIndex(sparse.PostingsIndex):
         # Each distinct query term counts once, whatever its frequency in query or passage.
         rows = {row: 1 for row in sparse.query_term_weights(self.matrix.vocab, query_terms)}
         m = self.matrix
-        return sparse.accumulate(m.indptr, m.doc_ids, self._ones, rows, m.n_docs)
+        return sparse.accumulate(self.starts, self.posting_rows, self._ones, rows, m.n_docs)
 
     def save(self, directory: Path) -> None:
         m = self.matrix

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections import Counter
 from collections.abc import Sequence
+from functools import cached_property
+from itertools import chain
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -42,25 +43,25 @@ class TermMatrix(NamedTuple):
 
     @classmethod
     def from_tokens(cls, corpus_tokens: Sequence[Sequence[str]]) -> TermMatrix:
-        vocab: dict[str, int] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        counts: list[int] = []
-        for doc, tokens in enumerate(corpus_tokens):
-            for term, count in Counter(tokens).items():
-                rows.append(vocab.setdefault(term, len(vocab)))
-                cols.append(doc)
-                counts.append(count)
-        term_ids = np.asarray(rows, dtype=np.int64)
-        order = np.argsort(term_ids, kind="stable")  # stable: doc ids stay ascending per term
+        """Term ids in order of first occurrence; postings sorted by term, then passage."""
+        flat = list(chain.from_iterable(corpus_tokens))
+        vocab: dict[str, int] = dict.fromkeys(flat, 0)  # keeps first-occurrence order
+        for i, term in enumerate(vocab):
+            vocab[term] = i
+        n_docs = len(corpus_tokens)
+        lengths = np.fromiter(map(len, corpus_tokens), dtype=np.int64, count=n_docs)
+        term_ids = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=len(flat))
+        # One sort of (term, passage) keys gives each posting and, from repeats, its tf.
+        keys, tf = np.unique(term_ids * max(n_docs, 1) + np.repeat(np.arange(n_docs), lengths), return_counts=True)
+        terms, docs = np.divmod(keys, max(n_docs, 1))
         indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(term_ids, minlength=len(vocab)), out=indptr[1:])
+        np.cumsum(np.bincount(terms, minlength=len(vocab)), out=indptr[1:])
         return cls(
             vocab=vocab,
             indptr=indptr,
-            doc_ids=np.asarray(cols, dtype=np.int32)[order],
-            tf=np.asarray(counts, dtype=np.float32)[order],
-            doc_len=np.asarray([len(t) for t in corpus_tokens], dtype=np.float32),
+            doc_ids=docs.astype(np.int32),
+            tf=tf.astype(np.float32),
+            doc_len=lengths.astype(np.float32),
         )
 
     @property
@@ -73,12 +74,12 @@ class TermMatrix(NamedTuple):
 
 def query_term_weights(vocab: dict[str, int], terms: Sequence[str]) -> dict[int, int]:
     """Known query terms → how often each occurs in the query (unknown terms score nothing)."""
-    counts: Counter[int] = Counter()
+    counts: dict[int, int] = {}
     for term in terms:
         row = vocab.get(term)
         if row is not None:
-            counts[row] += 1
-    return dict(counts)
+            counts[row] = counts.get(row, 0) + 1
+    return counts
 
 
 class Accumulated(NamedTuple):
@@ -87,36 +88,55 @@ class Accumulated(NamedTuple):
 
 
 def accumulate(
-    indptr: npt.NDArray[np.int64],
-    doc_ids: npt.NDArray[np.int32],
-    weights: npt.NDArray[np.float32],
+    starts: Sequence[int],
+    doc_ids: npt.NDArray[np.intp],
+    weights: npt.NDArray[np.float64],
     rows: dict[int, int],
     n_docs: int,
 ) -> Accumulated:
-    """Sum ``multiplicity × weight`` over the postings of the given term rows."""
+    """Sum ``multiplicity × weight`` over the postings of the given term rows (``starts`` is
+    the index's ``indptr`` as a list: Python ints index arrays faster than numpy scalars;
+    ``doc_ids`` and ``weights`` are best given as intp and float64, which bincount computes in).
+
+    Only the query terms' posting lists are read: one ``np.bincount`` sums them (in float64,
+    a term repeated in the query counting once more each time, as in rank_bm25). The passages
+    they name are the candidates for the top k: those scoring above 0 when every weight summed
+    is positive (the usual case), else those marked in a boolean array. Nothing here is
+    proportional to the vocabulary or sorts the postings."""
     if not rows:
         return Accumulated(np.zeros(n_docs, dtype=np.float64), np.empty(0, dtype=np.int64))
-    spans = [(indptr[r], indptr[r + 1], m) for r, m in rows.items()]
-    ids = np.concatenate([doc_ids[a:b] for a, b, _ in spans])
-    w = np.concatenate([weights[a:b].astype(np.float64) * m for a, b, m in spans])
-    return Accumulated(
-        np.bincount(ids, weights=w, minlength=n_docs).astype(np.float64), np.unique(ids).astype(np.int64)
-    )
+    spans = [(starts[r], starts[r + 1]) for r, m in rows.items() for _ in range(m)]
+    if len(spans) == 1:
+        a, b = spans[0]
+        ids, w = doc_ids[a:b], weights[a:b]
+        return Accumulated(_sum(ids, w, n_docs), ids.astype(np.int64))
+    ids = np.concatenate([doc_ids[a:b] for a, b in spans])
+    w = np.concatenate([weights[a:b] for a, b in spans])
+    scores = _sum(ids, w, n_docs)
+    if w.size and w.min() > 0:  # the usual case: a passage holds a query term exactly when it scores above 0
+        return Accumulated(scores, np.flatnonzero(scores > 0))
+    seen = np.zeros(n_docs, dtype=bool)
+    seen[ids] = True
+    return Accumulated(scores, np.flatnonzero(seen))
+
+
+def _sum(ids: npt.NDArray[np.intp], w: npt.NDArray[np.float64], n_docs: int) -> npt.NDArray[np.float64]:
+    return np.bincount(ids, weights=w, minlength=n_docs).astype(np.float64, copy=False)
 
 
 def top_k(found: Accumulated, k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
     """The ``k`` best passages among those matching a query term (scores can be negative
     when a term occurs in over half the corpus, as in rank_bm25); ties by passage order."""
-    scores, candidates = found
+    scores, candidates = found  # candidates ascending, so a stable sort breaks ties by row
     if mask is not None:
         candidates = candidates[mask[candidates]]
+    chosen = scores[candidates]
     if candidates.size > k:
-        part = np.argpartition(-scores[candidates], k - 1)[:k]
-        kth = scores[candidates[part]].min()
-        candidates = candidates[scores[candidates] >= kth]  # keep ties at the boundary
-    order = np.lexsort((candidates, -scores[candidates]))[:k]
-    chosen = candidates[order]
-    return ScoredPassages(chosen.astype(np.int64), scores[chosen].astype(np.float32))
+        cut = chosen.size - k
+        keep = np.flatnonzero(chosen >= np.partition(chosen, cut)[cut])  # the k best and ties with the k-th
+        candidates, chosen = candidates[keep], chosen[keep]
+    order = np.argsort(-chosen, kind="stable")[:k]
+    return ScoredPassages(candidates[order].astype(np.int64, copy=False), chosen[order].astype(np.float32))
 
 
 class PostingsIndex(ABC):
@@ -126,6 +146,17 @@ class PostingsIndex(ABC):
 
     def __len__(self) -> int:
         return self.matrix.n_docs
+
+    @cached_property
+    def starts(self) -> list[int]:
+        """``matrix.indptr`` as Python ints (made on first use)."""
+        return self.matrix.indptr.tolist()
+
+    @cached_property
+    def posting_rows(self) -> npt.NDArray[np.intp]:
+        """``matrix.doc_ids`` as ``np.intp``, the index type ``np.bincount`` and fancy indexing
+        want (int32 on disk; converting on every query cost a third of its scoring time)."""
+        return self.matrix.doc_ids.astype(np.intp)
 
     @abstractmethod
     def _accumulate(self, query_terms: Sequence[str]) -> Accumulated:
