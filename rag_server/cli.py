@@ -213,7 +213,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="compare retrieval strategies offline (project questions or a BEIR dataset)")
     c.add_argument(
-        "--dataset", default="project", help="'project' or a BEIR directory (corpus.jsonl, queries.jsonl, qrels/)"
+        "--dataset",
+        default="project",
+        help="'project' (the evaluation set), 'natural' (its natural-question split) or a BEIR directory",
     )
     c.add_argument("--split", default="test", help="project: dev, test or all; BEIR: the qrels file name (test, train)")
     c.add_argument("--strategies", default="", help="comma-separated subset of the strategy variants")

@@ -20,7 +20,15 @@ from ..embedding import DEFAULT_MODEL, Encoder
 from ..indexes import BM25Params
 from ..loader import IndexBuild
 from ..retrieval import Retriever, make_retriever
-from .datasets import EvalSet, document_qrels, load_beir, load_project_questions, resolve_qrels
+from .datasets import (
+    NATURAL_QUESTIONS,
+    PROJECT_QUESTIONS,
+    EvalSet,
+    document_qrels,
+    load_beir,
+    load_project_questions,
+    resolve_qrels,
+)
 from .report import markdown_table, pvalue_table, write_chart, write_json
 from .runner import DEFAULT_SPECS, DEPTH, StrategyResult, StrategySpec, run_strategy, score
 
@@ -46,8 +54,9 @@ class Comparison:
 
 
 def load_dataset(dataset: str, split: str) -> tuple[EvalSet, list[Path]]:
-    if dataset == "project":
-        evalset = load_project_questions().split(split)
+    if dataset in ("project", "natural"):
+        path = NATURAL_QUESTIONS if dataset == "natural" else PROJECT_QUESTIONS
+        evalset = load_project_questions(path).split(split)
         return evalset, [Path("corpus")]
     path = Path(dataset)
     beir_split = "test" if split in ("all", "dev") and not (path / "qrels" / f"{split}.tsv").exists() else split

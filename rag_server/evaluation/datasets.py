@@ -18,6 +18,8 @@ from ..documents import Document, read_beir_corpus
 from ..errors import CorpusError
 
 PROJECT_QUESTIONS = Path(__file__).with_name("questions.jsonl")
+NATURAL_QUESTIONS = Path(__file__).with_name("natural.jsonl")
+"""Questions phrased by someone who does not know the article numbers (no article cited)."""
 SPLITS = ("dev", "test")
 
 
@@ -82,7 +84,7 @@ def load_project_questions(path: Path = PROJECT_QUESTIONS) -> EvalSet:
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise CorpusError(path, f"line {lineno}: not a question record") from None
-    return EvalSet("rag_server questions", queries, level="passage")
+    return EvalSet(f"rag_server {path.stem}", queries, level="passage")
 
 
 def resolve_qrels(evalset: EvalSet, passages: Iterable[Passage]) -> dict[str, dict[str, int]]:

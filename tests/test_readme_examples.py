@@ -1,0 +1,56 @@
+"""The README's examples, asked of the shipped corpus built with the default embedding model and
+answered by the packaged generator, as `make run` would answer them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from rag_server.analysis import fold
+from rag_server.build import BuildConfig, build_index
+from rag_server.generator import load_generator
+from rag_server.pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
+
+CORPUS = Path(__file__).parents[1] / "corpus"
+README = Path(__file__).parents[1] / "README.md"
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> RagPipeline:
+    root = tmp_path_factory.mktemp("shipped-index")
+    build_index(BuildConfig([CORPUS], root, progress=False))
+    return RagPipeline(root, generator=load_generator(None), support_threshold=DEFAULT_SUPPORT_THRESHOLD)
+
+
+def test_the_readme_example_answers_with_the_deadline_and_cites_the_resolution(shipped: RagPipeline) -> None:
+    question = "Qual o prazo para comunicar um incidente de segurança à ANPD?"
+    assert question in README.read_text(encoding="utf-8")
+    result = shipped.ask(question)
+    assert result.supported and re.search(r"\b(3|tres) dias uteis", fold(result.answer)), result.answer
+    assert result.source is not None
+    cited = result.citations[result.source.number - 1]
+    assert cited.source == "Resolução CD/ANPD nº 15/2024" and cited.language == "pt"
+    assert cited.text[result.source.start : result.source.end] == result.source.text
+    assert result.answer.endswith(".") and result.answer[0].isupper()
+
+
+@pytest.mark.parametrize(
+    ("question", "filters"),
+    [
+        ("Who is the controller when we host a client's model?", {"language": "en"}),  # rag-server ask --lang en
+        ("Who is the controller when we host a client model on our GPUs?", None),  # the chat example
+    ],
+)
+def test_the_readme_s_other_questions_get_right_answers(shipped: RagPipeline, question: str, filters) -> None:  # type: ignore[no-untyped-def]
+    assert question in README.read_text(encoding="utf-8")
+    result = shipped.ask(question, filters=filters)
+    assert result.supported and "client is the controller" in result.answer, result.answer
+    assert result.source is not None and result.citations[result.source.number - 1].language == "en"
+
+
+def test_the_readme_search_example_finds_the_isolation_guide(shipped: RagPipeline) -> None:
+    assert '"GPU partitioning between tenants", "strategy": "bm25", "k": 3' in README.read_text(encoding="utf-8")
+    hits = shipped.search("GPU partitioning between tenants", "bm25", 3).hits
+    assert [h.passage.doc_id for h in hits].count("gpu-tenant-isolation-en") >= 2
