@@ -106,10 +106,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     """Retrieve, build the prompt and answer with the generator, as ``POST /v1/ask`` does."""
     from .generator import load_generator
-    from .pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
+    from .pipeline import RagPipeline
 
     generator = load_generator(args.checkpoint)
-    pipeline = RagPipeline(args.index, generator=generator, support_threshold=DEFAULT_SUPPORT_THRESHOLD)
+    pipeline = RagPipeline(args.index, generator=generator, support_threshold=None)  # calibrated for the build's model
     question = args.question or SAMPLE_QUESTION
     result = pipeline.ask(question, strategy=args.strategy, k=args.k, filters=_filters(args))
     print(f"Question: {question}")

@@ -305,3 +305,18 @@ def test_cli_build_passes_the_e5_model_name(monkeypatch: pytest.MonkeyPatch, tmp
 
     assert make_parser().parse_args(["compare"]).model == "e5-small"
     assert seen == ["e5-small"]
+
+
+def test_the_support_threshold_follows_the_build_model(built, tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.pipeline import DEFAULT_SUPPORT_THRESHOLD, SUPPORT_THRESHOLDS, RagPipeline
+
+    pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, support_threshold=None)
+    assert pipeline.threshold() == DEFAULT_SUPPORT_THRESHOLD  # a model never calibrated: the default's, and a warning
+    assert any("no support threshold was calibrated" in w for w in pipeline.warnings())
+    pipeline.build.manifest["embedding"]["model"] = "e5-small"
+    assert pipeline.threshold() == SUPPORT_THRESHOLDS["e5-small"] > DEFAULT_SUPPORT_THRESHOLD
+    assert pipeline.warnings() == []
+    pipeline.build.manifest["embedding"]["model"] = DEFAULT_MODEL
+    assert pipeline.threshold() == DEFAULT_SUPPORT_THRESHOLD and pipeline.warnings() == []
+    explicit = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, support_threshold=0.3)
+    assert explicit.threshold() == 0.3 and explicit.warnings() == []
