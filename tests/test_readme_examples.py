@@ -11,7 +11,7 @@ import pytest
 from rag_server.analysis import fold
 from rag_server.build import BuildConfig, build_index
 from rag_server.generator import load_generator
-from rag_server.pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
+from rag_server.pipeline import RagPipeline
 
 CORPUS = Path(__file__).parents[1] / "corpus"
 README = Path(__file__).parents[1] / "README.md"
@@ -21,7 +21,7 @@ README = Path(__file__).parents[1] / "README.md"
 def shipped(tmp_path_factory: pytest.TempPathFactory) -> RagPipeline:
     root = tmp_path_factory.mktemp("shipped-index")
     build_index(BuildConfig([CORPUS], root, progress=False))
-    return RagPipeline(root, generator=load_generator(None), support_threshold=DEFAULT_SUPPORT_THRESHOLD)
+    return RagPipeline(root, generator=load_generator(None), support_threshold=None)  # as the server
 
 
 def test_the_readme_example_answers_with_the_deadline_and_cites_the_resolution(shipped: RagPipeline) -> None:

@@ -17,7 +17,7 @@ from flask import Flask, Response, g, request
 
 from ..errors import RagServerError
 from ..generator.paths import PACKAGED_CHECKPOINT
-from ..pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
+from ..pipeline import RagPipeline
 from ..web import web
 from . import errors, logs
 from .chat import chat
@@ -29,7 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "INDEX_DIR": "indexes",  # RAG_INDEX_DIR
     # RAG_GENERATOR_CHECKPOINT: a checkpoint file; "none" answers by quoting the best passage.
     "GENERATOR_CHECKPOINT": str(PACKAGED_CHECKPOINT),
-    "SUPPORT_THRESHOLD": DEFAULT_SUPPORT_THRESHOLD,  # RAG_SUPPORT_THRESHOLD: scripts/calibrate_support.py
+    # RAG_SUPPORT_THRESHOLD (scripts/calibrate_support.py); None: the value calibrated for the build's
+    # embedding model (pipeline.SUPPORT_THRESHOLDS; 0.41 for the default model).
+    "SUPPORT_THRESHOLD": None,
     "MAX_CONTENT_LENGTH": 64 * 1024,  # RAG_MAX_BODY_BYTES
     "LOG_LEVEL": "INFO",  # RAG_LOG_LEVEL
     "TORCH_THREADS": 1,  # RAG_TORCH_THREADS: one per worker (latency jumps 10-80x with more)
