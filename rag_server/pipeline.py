@@ -194,12 +194,16 @@ class RagPipeline:
         build = state.build
         index = build.bm25 or build.keyword
         idf = _idf_of(index.matrix.vocab, index.matrix.doc_freq().tolist(), len(build.passages)) if index else None
-        encode = query_vector = None
-        if build.dense is not None and self.evidence_weights.dense:
+        encode = query_vector = similarity = None
+        if build.dense is not None:
             dense = self.retriever("dense", state)
-            encode = _cached_encoder(dense.encoder)  # type: ignore[attr-defined]
-            query_vector = dense.query_vector  # type: ignore[attr-defined]
-        ranker = SentenceRanker(build.analyzer, idf or (lambda term: 1.0), self.evidence_weights, encode, query_vector)
+            similarity = dense.similarity  # type: ignore[attr-defined]
+            if self.evidence_weights.dense:
+                encode = _cached_encoder(dense.encoder)  # type: ignore[attr-defined]
+                query_vector = dense.query_vector  # type: ignore[attr-defined]
+        ranker = SentenceRanker(
+            build.analyzer, idf or (lambda term: 1.0), self.evidence_weights, encode, query_vector, similarity
+        )
         with self._lock:
             if state.ranker is None:
                 state.ranker = ranker

@@ -150,3 +150,23 @@ def test_locate_finds_the_context_sentence_an_answer_copies() -> None:
     capped = locate("O controlador comunica o incidente" + ELLIPSIS, prompt)
     assert capped is not None and capped.start == found.start
     assert locate("Something the generator made up.", prompt) is None
+
+
+def test_passage_similarity_is_a_signal_of_every_sentence_of_the_passage() -> None:
+    asked: list[list[str]] = []
+
+    def similarity(question: str, ids: list[str]) -> list[float]:
+        asked.append(ids)
+        return [0.2 if pid == "res15#1" else 0.9 for pid in ids]
+
+    only = SentenceRanker(
+        Analyzer(),
+        lambda term: 1.0,
+        EvidenceWeights(
+            lexical=0, dense=0, answer_type=0, passage=0, passage_score=0, heading=0, language=0, passage_dense=1.0
+        ),
+        passage_similarity=similarity,
+    )
+    ranked = only.rank("q?", hits(INCIDENT, FINES))
+    assert asked == [["res15#1", "lgpd#52"]]
+    assert {r.passage.id for r in ranked[:2]} == {"lgpd#52"} and ranked[0].features["passage_dense"] == 0.9
