@@ -10,7 +10,9 @@ completes it: it copies the rest of that sentence and stops at the line end. The
 pointer plus the completion, and always starts where a sentence starts.
 
 Endings. A completion that reached ``max_new_chars`` without its stop character is cut at its
-last word boundary and ends with "…", never mid-word.
+last word boundary and ends with "…", never mid-word. An answer that does not follow the
+sentence it was pointed to (the generator ended it early, say) is pointed again with half the
+sentence, then replaced by the sentence itself: a fragment is never shown.
 """
 
 from __future__ import annotations
@@ -60,6 +62,13 @@ def clean_ending(text: str, capped: bool) -> str:
     cut = text.rfind(" ")
     kept = text[:cut].rstrip(" ,;:") if cut > 0 else text
     return kept + ELLIPSIS
+
+
+def follows(answer: str, sentence: str) -> bool:
+    """Whether ``answer`` is ``sentence``, or its opening cut at the length cap ("…")."""
+    if answer == sentence:
+        return True
+    return answer.endswith(ELLIPSIS) and sentence.startswith(answer.removesuffix(ELLIPSIS)) and len(answer) > 1
 
 
 def locate(answer: str, prompt: Prompt) -> AnswerSource | None:

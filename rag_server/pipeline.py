@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .answer import AnswerSource, clean_ending, locate, pointer
+from .answer import AnswerSource, clean_ending, follows, locate, pointer
 from .embedding import DEFAULT_MODEL, Encoder, encoder_mismatch
 from .evidence import EvidenceSentence, EvidenceWeights, SentenceRanker, okapi_idf
 from .loader import IndexBuild
@@ -262,16 +262,19 @@ class RagPipeline:
             message = "The indexed documents do not contain enough evidence to answer this question."
         elif not prompt.lines:
             message = "No sentence of the retrieved passages fits the prompt."
+        elif self.generator is not None and not self.point:
+            answer = self._complete(prompt.text, "", max_new_chars, temperature, seed)
         elif self.generator is not None:
-            opening = pointer(prompt.lines) if self.point else ""
-            room = max(1, max_new_chars - len(opening))
-            completion = self.generator.complete(
-                f"{prompt.text} {opening}" if opening else prompt.text,
-                max_new_chars=room,
-                temperature=temperature,
-                seed=seed,
-            )
-            answer = clean_ending(opening + completion, capped=len(completion) >= room)
+            target = prompt.lines[0].text
+            for opening in (pointer(prompt.lines), _half(target)):
+                answer = self._complete(prompt.text, opening, max_new_chars, temperature, seed)
+                if follows(answer, target):
+                    break
+            else:
+                # Pointed twice, the generator still left the sentence (e.g. it ended it after the
+                # pointer): quote the sentence rather than show a fragment.
+                answer = target
+                message = "The generator did not follow its evidence; the answer quotes the best evidence sentence."
         else:
             # No trained generator is loaded: answer with the best evidence sentence, verbatim.
             answer = prompt.lines[0].text
@@ -300,6 +303,15 @@ class RagPipeline:
         model = (state or self._state).build.manifest.get("embedding", {}).get("model")
         calibrated = support_threshold_for(model)
         return DEFAULT_SUPPORT_THRESHOLD if calibrated is None else calibrated
+
+    def _complete(self, prompt: str, opening: str, max_new_chars: int, temperature: float, seed: int | None) -> str:
+        """The generator's answer to ``prompt`` whose answer line starts with ``opening``."""
+        assert self.generator is not None
+        room = max(1, max_new_chars - len(opening))
+        completion = self.generator.complete(
+            f"{prompt} {opening}" if opening else prompt, max_new_chars=room, temperature=temperature, seed=seed
+        )
+        return clean_ending(opening + completion, capped=len(completion) >= room)
 
     def warnings(self) -> list[str]:
         """Problems that do not stop serving but that an operator must see (on /readyz)."""
@@ -359,3 +371,9 @@ def _cached_encoder(encoder: Encoder) -> Any:
         return np.stack([found[t] for t in texts])
 
     return embed
+
+
+def _half(sentence: str) -> str:
+    """The first half of ``sentence``, cut back to a word boundary: a longer pointer."""
+    cut = sentence.rfind(" ", 0, max(len(sentence) // 2, 1))
+    return sentence[:cut] if cut > 0 else sentence

@@ -170,3 +170,56 @@ def test_passage_similarity_is_a_signal_of_every_sentence_of_the_passage() -> No
     ranked = only.rank("q?", hits(INCIDENT, FINES))
     assert asked == [["res15#1", "lgpd#52"]]
     assert {r.passage.id for r in ranked[:2]} == {"lgpd#52"} and ranked[0].features["passage_dense"] == 0.9
+
+
+def test_follows() -> None:
+    from rag_server.answer import follows
+
+    sentence = "O prazo é de três dias úteis."
+    assert follows(sentence, sentence)
+    assert follows("O prazo é de" + ELLIPSIS, sentence)
+    assert not follows("O prazo.", sentence) and not follows("Outra coisa" + ELLIPSIS, sentence)
+
+
+class CopyingGenerator:
+    """A stand-in generator: copies the rest of the context line its answer line starts."""
+
+    block_size = 768
+    checkpoint_id = "stub"
+    corpus_checksum = ""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.broken = broken
+        self.prompts: list[str] = []
+
+    def complete(self, prompt: str, max_new_chars: int, temperature: float, seed: int | None) -> str:
+        self.prompts.append(prompt)
+        if self.broken:
+            return "."
+        opening = prompt.rsplit("\nAnswer: ", 1)[1]
+        for line in prompt.split("\n")[2:-1]:
+            text = line.split(") ", 1)[1]
+            if text.startswith(opening):
+                return text[len(opening) : len(opening) + max_new_chars]
+        return ""
+
+
+def test_the_pipeline_points_the_generator_and_checks_it_followed(built, tmp_path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.pipeline import RagPipeline
+
+    question = "Em quanto tempo comunicar um incidente?"
+    good = CopyingGenerator()
+    pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, generator=good, support_threshold=0.0)
+    result = pipeline.ask(question, filters={"language": "pt"})
+    assert result.source is not None and result.answer == result.source.text and result.message is None
+    assert result.source.number == 1 and len(good.prompts) == 1
+    assert good.prompts[0].startswith(result.prompt + " ") and result.answer.startswith(
+        good.prompts[0][len(result.prompt) + 1 :]
+    )
+
+    broken = CopyingGenerator(broken=True)
+    pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, generator=broken, support_threshold=0.0)
+    quoted = pipeline.ask(question, filters={"language": "pt"})
+    assert len(broken.prompts) == 2  # pointed again with a longer opening, then quoted
+    assert len(broken.prompts[1]) > len(broken.prompts[0])
+    assert quoted.answer == result.answer and quoted.message and "did not follow" in quoted.message
