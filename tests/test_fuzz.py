@@ -430,3 +430,28 @@ def test_api_never_fails_with_a_server_error(client: Any, request: tuple[str, An
 def test_api_rejects_malformed_json_with_a_client_error(client: Any, path: str, data: bytes) -> None:
     response = client.post(path, data=data, content_type="application/json")
     _check_response(response)
+
+
+# Deep nesting (issue #14, case 1): orjson stops at 1024 levels and the standard library's
+# recursive parser then raises RecursionError; every depth must give a JSON 4xx.
+_OPENERS = st.sampled_from(["[", '{"a":', '{"question":', '{"messages":'])
+
+
+@st.composite
+def nested_bodies(draw: st.DrawFn) -> str:
+    opener = draw(_OPENERS)
+    depth = draw(st.integers(1000, 40_000))
+    closer = {"[": "]"}.get(opener, "}")
+    inner = draw(st.sampled_from(["", "1", '"x"', "[]", "{}"]))
+    closed = draw(st.booleans())
+    return opener * depth + inner + (closer * depth if closed else "")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(list(_MODELS)), body=nested_bodies())
+@example(path="/v1/ask", body='{"question":' + "[" * 1100 + "]" * 1100 + "}")
+@example(path="/v1/ask", body="[" * 30000)
+def test_api_deep_nesting_is_a_client_error(client: Any, path: str, body: str) -> None:
+    response = client.post(path, data=body, content_type="application/json")
+    _check_response(response)
+    assert response.status_code in (400, 413)  # 413 when the body is over the 64 KiB limit

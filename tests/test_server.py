@@ -31,7 +31,7 @@ def test_gunicorn_serves_search_and_ask(server: str) -> None:
     bad = urllib.request.Request(server + "/v1/ask", data=b"{oops", headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(bad, timeout=10)
-    assert err.value.code == 400 and json.loads(err.value.read())["error"]["code"] == "bad_request"
+    assert err.value.code == 400 and json.loads(err.value.read())["error"]["code"] == "invalid_json"
 
 
 def test_openai_client_non_streaming_and_streaming(server: str) -> None:

@@ -29,6 +29,10 @@ class ApiError(Exception):
         self.message = message
 
 
+class InvalidJson(ApiError):
+    code = "invalid_json"
+
+
 class NotReady(ApiError):
     status = 503
     code = "not_ready"
@@ -68,12 +72,18 @@ def json_body() -> Any:
     """The request's JSON object, or a clear 4xx."""
     if not request.is_json:
         raise UnsupportedMediaType("send a JSON body with Content-Type: application/json")
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError("the body is not valid JSON")
+    try:
+        body = current_app.json.loads(request.get_data())
+    except ValueError as exc:  # the provider turns every parse failure into a ValueError
+        raise InvalidJson(f"the body is not valid JSON ({_first_line(exc)})") from None
     if not isinstance(body, dict):
         raise ApiError("the body must be a JSON object")
     return body
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
 
 
 def _validation_message(exc: ValidationError) -> str:

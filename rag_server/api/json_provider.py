@@ -3,6 +3,11 @@
 orjson encodes a search response in ~10 µs instead of ~100 µs. It is stricter on input than
 ``json``: a UTF-8 byte-order mark, UTF-16/32 text are errors for it. A body orjson rejects is
 parsed again by the standard library, so clients see no change; only invalid JSON pays twice.
+
+Whatever the input, a body that is not JSON raises ``ValueError`` (which ``request.get_json``
+and ``json_body`` turn into a 400), never another exception: nesting beyond orjson's limit of
+1024 levels makes the standard library's recursive parser raise ``RecursionError``, which is
+reported as invalid JSON too.
 """
 
 from __future__ import annotations
@@ -21,5 +26,10 @@ class JsonProvider(OrjsonProvider):
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         try:
             return orjson.loads(s)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as exc:
+            first = exc
+        try:
             return json.loads(s)  # raises the standard library's error if it is not JSON either
+        except RecursionError:
+            # Deeper than orjson's limit (1024) is deeper than the standard library can recurse.
+            raise ValueError(f"not valid JSON: {first}") from None

@@ -1,0 +1,59 @@
+"""Regression tests for what a hostile client found (issue #14): each test names its case and
+failed on the code before the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FIXTURES, FakeEncoder
+
+from rag_server.build import BuildConfig, build_index
+
+
+def _error(response: Any) -> dict[str, str]:
+    body = response.get_json()
+    assert isinstance(body, dict) and set(body) == {"error"}, response.get_data(as_text=True)[:300]
+    assert set(body["error"]) == {"code", "message"}, body
+    return body["error"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One build of the fixture corpus (fake encoder) for the tests that only read it."""
+    root = tmp_path_factory.mktemp("hostile") / "indexes"
+    build_index(BuildConfig([FIXTURES / "corpus"], root, progress=False), encoder=FakeEncoder())
+    return root
+
+
+@pytest.fixture(scope="module")
+def shared_app(shared_root: Path) -> Any:
+    from rag_server.api import create_app
+    from rag_server.pipeline import RagPipeline
+
+    pipeline = RagPipeline(shared_root, encoder=FakeEncoder(), support_threshold=0.0)
+    return create_app({"PIPELINE": pipeline, "TESTING": True})
+
+
+@pytest.fixture
+def hostile(shared_app: Any) -> Iterator[Any]:
+    yield shared_app.test_client()
+
+
+# ----- 1. deeply nested or unterminated JSON is a 400 invalid_json, not a 500 -----
+
+NESTED = [
+    '{"question":' + "[" * 1100 + "]" * 1100 + "}",  # over orjson's depth limit of 1024
+    "[" * 30000,  # unterminated
+    '{"query":' + '{"a":' * 5000 + "1" + "}" * 5000 + "}",
+]
+
+
+@pytest.mark.parametrize("path", ["/v1/ask", "/v1/search", "/v1/chat/completions"])
+@pytest.mark.parametrize("body", NESTED, ids=["nested-1100", "open-30000", "objects-5000"])
+def test_case_01_deep_nesting_is_invalid_json(hostile, path: str, body: str) -> None:  # type: ignore[no-untyped-def]
+    response = hostile.post(path, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert _error(response)["code"] == "invalid_json"
