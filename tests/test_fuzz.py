@@ -455,3 +455,32 @@ def test_api_deep_nesting_is_a_client_error(client: Any, path: str, body: str) -
     response = client.post(path, data=body, content_type="application/json")
     _check_response(response)
     assert response.status_code in (400, 413)  # 413 when the body is over the 64 KiB limit
+
+
+# Lone surrogates (issue #14, case 2): escaped by json.dumps or sent as raw (surrogatepass)
+# bytes, anywhere in a body; the standard library accepts them, the API must refuse them.
+_WITH_SURROGATE = st.lists(st.characters(categories=["Cs"]) | st.text(max_size=5), min_size=1, max_size=6).map("".join)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(list(_MODELS)),
+    text=_WITH_SURROGATE,
+    where=st.sampled_from(["query", "question", "message", "key"]),
+    raw=st.booleans(),
+    stream=st.booleans(),
+)
+def test_api_lone_surrogates_are_a_client_error(  # type: ignore[no-untyped-def]
+    client, path: str, text: str, where: str, raw: bool, stream: bool
+) -> None:
+    body: Any = {"query": text} if where == "query" else {"question": text}
+    if where == "message":
+        body = {"messages": [{"role": "user", "content": text}], "stream": stream}
+    elif where == "key":
+        body = {"messages": [{"role": "user", "content": "dados"}], text: 1}
+    data = json.dumps(body, ensure_ascii=not raw).encode("utf-8", "surrogatepass")
+    response = client.post(path, data=data, content_type="application/json")
+    _check_response(response)
+    response.get_data()  # drain a stream
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        assert response.status_code == 400

@@ -57,3 +57,27 @@ def test_case_01_deep_nesting_is_invalid_json(hostile, path: str, body: str) -> 
     response = hostile.post(path, data=body, content_type="application/json")
     assert response.status_code == 400
     assert _error(response)["code"] == "invalid_json"
+
+
+# ----- 2. a lone surrogate (escaped or as raw bytes) is a 400, in a chat message too -----
+
+SURROGATE_BODIES = {
+    "chat-escaped": ("/v1/chat/completions", b'{"messages":[{"role":"user","content":"dados \\ud800 pessoais"}]}'),
+    "chat-raw": ("/v1/chat/completions", b'{"messages":[{"role":"user","content":"dados \xed\xa0\x80 pessoais"}]}'),
+    "chat-stream": (
+        "/v1/chat/completions",
+        b'{"stream":true,"messages":[{"role":"user","content":"dados \\udfff pessoais"}]}',
+    ),
+    "chat-key": ("/v1/chat/completions", b'{"messages":[{"role":"user","content":"dados","\\ud800":1}]}'),
+    "ask-escaped": ("/v1/ask", b'{"question":"dados \\ud800 pessoais"}'),
+    "search-raw": ("/v1/search", b'{"query":"dados \xed\xa0\x80"}'),
+}
+
+
+@pytest.mark.parametrize("case", list(SURROGATE_BODIES))
+def test_case_02_lone_surrogate_is_a_400(hostile, case: str) -> None:  # type: ignore[no-untyped-def]
+    path, body = SURROGATE_BODIES[case]
+    response = hostile.post(path, data=body, content_type="application/json")
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["code"] == "invalid_json" and "surrogate" in error["message"]

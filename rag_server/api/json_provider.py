@@ -8,6 +8,11 @@ Whatever the input, a body that is not JSON raises ``ValueError`` (which ``reque
 and ``json_body`` turn into a 400), never another exception: nesting beyond orjson's limit of
 1024 levels makes the standard library's recursive parser raise ``RecursionError``, which is
 reported as invalid JSON too.
+
+The standard library also accepts what orjson refuses as not Unicode: a lone surrogate, either
+escaped (``"\\ud800"``) or as raw bytes (``ED A0 80``, decoded with ``surrogatepass``). Such a
+string cannot be encoded as UTF-8 anywhere later (a log digest, a response), so a body holding
+one is refused here as invalid JSON (RFC 7493, I-JSON, forbids them too).
 """
 
 from __future__ import annotations
@@ -29,7 +34,26 @@ class JsonProvider(OrjsonProvider):
         except orjson.JSONDecodeError as exc:
             first = exc
         try:
-            return json.loads(s)  # raises the standard library's error if it is not JSON either
+            value = json.loads(s)  # raises the standard library's error if it is not JSON either
         except RecursionError:
             # Deeper than orjson's limit (1024) is deeper than the standard library can recurse.
             raise ValueError(f"not valid JSON: {first}") from None
+        _refuse_surrogates(value)
+        return value
+
+
+def _refuse_surrogates(value: Any) -> None:
+    """ValueError if any string or key in ``value`` holds a lone surrogate (not Unicode text)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("a string holds a lone surrogate, which is not Unicode text") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
