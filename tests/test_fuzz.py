@@ -484,3 +484,27 @@ def test_api_lone_surrogates_are_a_client_error(  # type: ignore[no-untyped-def]
     response.get_data()  # drain a stream
     if any("\ud800" <= ch <= "\udfff" for ch in text):
         assert response.status_code == 400
+
+
+# Metric labels (issue #14, case 3): any method token a client sends, on any path, adds no
+# label value outside the known sets.
+_TOKEN = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~", min_size=1)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=_TOKEN | st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT"]), path=st.sampled_from(
+    ["/v1/ask", "/v1/search", "/healthz", "/metrics", "/", "/web/app.js", "/nowhere"]
+))
+def test_metric_labels_stay_bounded_whatever_the_method(client: Any, method: str, path: str) -> None:
+    import re
+
+    from rag_server.api.metrics import METHODS, OTHER, STATUSES
+
+    response = client.open(path, method=method)
+    assert response.status_code < 500
+    text = client.get("/metrics").get_data(as_text=True)
+    assert set(re.findall(r'method="([^"]*)"', text)) <= METHODS | {OTHER}
+    assert set(re.findall(r'status="([^"]*)"', text)) <= STATUSES | {OTHER}
+    assert set(re.findall(r'endpoint="([^"]*)"', text)) <= {r.rule for r in client.application.url_map.iter_rules()} | {
+        "unmatched"
+    }

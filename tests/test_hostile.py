@@ -81,3 +81,40 @@ def test_case_02_lone_surrogate_is_a_400(hostile, case: str) -> None:  # type: i
     assert response.status_code == 400
     error = _error(response)
     assert error["code"] == "invalid_json" and "surrogate" in error["message"]
+
+
+# ----- 3. /metrics label values come from fixed sets, whatever a client sends -----
+
+
+def _label_values(text: str, metric: str, label: str) -> set[str]:
+    import re
+
+    return set(re.findall(rf'^{metric}\{{[^}}]*{label}="([^"]*)"', text, flags=re.M))
+
+
+def test_case_03_metric_labels_are_bounded(hostile) -> None:  # type: ignore[no-untyped-def]
+    for i in range(40):
+        for path in ("/v1/ask", "/healthz", f"/no/such/{i}"):
+            hostile.open(path, method=f"M{i}X")
+    hostile.open("/v1/ask", method="get")  # methods are case-sensitive: not GET
+    text = hostile.get("/metrics").get_data(as_text=True)
+    methods = _label_values(text, "rag_requests_total", "method")
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "other"}
+    assert "other" in methods, methods
+    assert "M1X" not in text and "/no/such" not in text
+
+    from rag_server.api.errors import known_error_codes
+    from rag_server.api.metrics import OTHER, STAGES, STATUSES, Metrics
+
+    assert _label_values(text, "rag_requests_total", "status") <= STATUSES | {OTHER}
+
+    metrics = Metrics()  # what no request can reach today: an unknown error code or stage
+    metrics.observe_error("made_up_code", known_error_codes())
+    metrics.observe_stages({"made_up_stage": 1.0, "retrieve": 1.0})
+    metrics.observe_request("/v1/ask", "BREW", 999, 0.01)
+    exported = metrics.export().get_data(as_text=True)
+    assert _label_values(exported, "rag_errors_total", "code") == {OTHER}
+    assert _label_values(exported, "rag_stage_seconds_count", "stage") == {OTHER, "retrieve"}
+    assert _label_values(exported, "rag_requests_total", "status") == {OTHER}
+    assert "made_up" not in exported and "BREW" not in exported
+    assert {"retrieve", "prompt", "generate"} <= STAGES

@@ -94,6 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     access_log = logging.getLogger("rag_server.access")
     metrics: Metrics = app.extensions["rag_metrics"]
+    error_codes = errors.known_error_codes()
 
     # These two hooks run on every request, right after the query encoder has flushed the CPU
     # caches: they are kept short (docs/BENCHMARKS.md, "HTTP server").
@@ -113,8 +114,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         rule = request.url_rule
         metrics.observe_request(rule.rule if rule is not None else "unmatched", request.method, status, seconds)
         if status >= 400 and response.is_json:
-            body = response.get_json(silent=True) or {}
-            metrics.errors.labels(str(body.get("error", {}).get("code", status))).inc()
+            body = response.get_json(silent=True)
+            error = body.get("error") if isinstance(body, dict) else None
+            code = error.get("code") if isinstance(error, dict) else None
+            metrics.observe_error(code if isinstance(code, str) else str(status), error_codes)
         if access_log.isEnabledFor(logging.INFO):
             fields = {
                 "request_id": request_id,

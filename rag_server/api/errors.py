@@ -14,6 +14,7 @@ from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
 from ..errors import IndexLoadError, ModelError, QueryError, RagServerError
 
@@ -94,6 +95,26 @@ def _validation_message(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _http_code(name: str | None) -> str:
+    return (name or "error").lower().replace(" ", "_")
+
+
+def _codes(cls: type[ApiError] | type[RagServerError]) -> set[str]:
+    """The ``code`` of ``cls`` and of every subclass."""
+    found = {cls.code}
+    for sub in cls.__subclasses__():
+        found |= _codes(sub)
+    return found
+
+
+def known_error_codes() -> frozenset[str]:
+    """Every ``error.code`` this module can answer with (the metrics label takes only these)."""
+    codes = {"invalid_request", "internal_error"}
+    codes |= _codes(ApiError) | _codes(RagServerError)
+    codes |= {_http_code(name) for name in HTTP_STATUS_CODES.values()}
+    return frozenset(codes)
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api(exc: ApiError) -> ResponseReturnValue:
@@ -115,8 +136,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> ResponseReturnValue:
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
+        return error_response(exc.code or 500, _http_code(exc.name), exc.description or exc.name)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> ResponseReturnValue:
