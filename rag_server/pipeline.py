@@ -4,6 +4,11 @@ A :class:`RagPipeline` owns the served build, one retriever per strategy (create
 and shared), and the generator. :meth:`RagPipeline.reload` loads the newest complete build and
 swaps it in with a single reference assignment, so a request that already holds the old state
 finishes on it while new requests see the new one.
+
+A build is *servable* when it verifies and holds the indexes of the default strategy. A reload
+refuses any other build (the one served stays). A server starting (``fallback=True``) on a
+``CURRENT`` that is not servable serves the newest servable build instead and says so in
+:attr:`RagPipeline.notes` (on /readyz).
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .catalog import IndexCatalog
 from .embedding import Encoder
+from .errors import IndexLoadError
 from .loader import IndexBuild
 from .prompt import DEFAULT_BUDGET, Citation, build_prompt
-from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, Hit, Retriever, make_retriever
+from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, REQUIRED_INDEXES, Hit, Retriever, make_retriever
 from .retrieval.base import Filters, check_k
 
 STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
@@ -57,6 +64,41 @@ class AskResult:
     timings_ms: dict[str, float]
 
 
+def check_servable(build: IndexBuild) -> IndexBuild:
+    """``build``, or IndexLoadError when it lacks an index the default strategy needs."""
+    missing = [name for name in REQUIRED_INDEXES[DEFAULT_STRATEGY] if getattr(build, name) is None]
+    if missing:
+        built_with = ",".join(str(n) for n in build.manifest.get("indexes", []))
+        raise IndexLoadError(
+            build.path,
+            f"cannot serve the default strategy {DEFAULT_STRATEGY!r}: the build has no {' or '.join(missing)} "
+            f"index (built with --indexes {built_with})",
+        )
+    return build
+
+
+def load_servable(index_root: Path) -> tuple[IndexBuild, list[str]]:
+    """The build named in ``CURRENT`` when it is servable; else the newest build that is, with a
+    note saying why ``CURRENT`` was passed over. Raises the error of ``CURRENT`` when no build is
+    servable."""
+    try:
+        return check_servable(IndexBuild.load(index_root)), []
+    except IndexLoadError as exc:
+        refused = exc
+    catalog = IndexCatalog(index_root)
+    current = catalog.current_id()
+    for build_id in reversed(catalog.build_ids()):
+        if build_id == current:
+            continue
+        try:
+            build = check_servable(IndexBuild.load(catalog.builds_dir / build_id))
+        except IndexLoadError:
+            continue
+        note = f"CURRENT names a build that cannot be served ({refused.public()}); serving {build_id} instead"
+        return build, [note]
+    raise refused
+
+
 @dataclass
 class _Served:
     """Everything that changes together on a reload."""
@@ -73,6 +115,7 @@ class RagPipeline:
         generator: Any | None = None,
         support_threshold: float = 0.0,
         prompt_budget: int = DEFAULT_BUDGET,
+        fallback: bool = False,
     ) -> None:
         self.index_root = Path(index_root)
         self._encoder = encoder
@@ -80,7 +123,9 @@ class RagPipeline:
         self.support_threshold = support_threshold
         self.prompt_budget = prompt_budget
         self._lock = threading.Lock()  # serialises retriever creation and reloads, not queries
-        self._state = _Served(IndexBuild.load(self.index_root))
+        # fallback (servers): a CURRENT that cannot serve the default strategy is passed over.
+        build, self.notes = load_servable(self.index_root) if fallback else (IndexBuild.load(self.index_root), [])
+        self._state = _Served(build)
 
     @property
     def build(self) -> IndexBuild:
@@ -88,23 +133,28 @@ class RagPipeline:
 
     def reload(self) -> str:
         """Load the newest complete build, warm it up, and switch to it; the old one keeps
-        serving until then."""
-        fresh = _Served(IndexBuild.load(self.index_root))
-        self._warm(fresh)
+        serving until then. A build that cannot serve the default strategy, or whose warm-up
+        search fails, is refused (IndexLoadError, or the warm-up's error) and nothing changes."""
+        fresh = _Served(check_servable(IndexBuild.load(self.index_root)))
+        self._warm(fresh, strict=True)
         with self._lock:
             self._state = fresh
+            self.notes = []
         return fresh.build.build_id
 
-    def warm_up(self) -> None:
+    def warm_up(self, strict: bool = False) -> None:
         """One search with the default strategy, so that what it loads on first use (the
         embedding model and its trace, a few seconds) loads now rather than on a user's first
-        question. A failure is only logged: the same error will reach the request that needs it."""
-        self._warm(self._state)
+        question. A failure is only logged (the same error will reach the request that needs
+        it), or raised when ``strict``."""
+        self._warm(self._state, strict=strict)
 
-    def _warm(self, state: _Served, query: str = "proteção de dados pessoais") -> None:
+    def _warm(self, state: _Served, query: str = "proteção de dados pessoais", strict: bool = False) -> None:
         try:
             self.retriever(None, state).search(query, k=1)
-        except Exception as exc:  # a warm-up must never stop a start or a reload; requests will report it
+        except Exception as exc:  # a warm-up never stops a start; requests will report the error
+            if strict:
+                raise
             logging.getLogger("rag_server.pipeline").warning(
                 "warm-up search failed", extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}}
             )

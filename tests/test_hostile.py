@@ -118,3 +118,43 @@ def test_case_03_metric_labels_are_bounded(hostile) -> None:  # type: ignore[no-
     assert _label_values(exported, "rag_requests_total", "status") == {OTHER}
     assert "made_up" not in exported and "BREW" not in exported
     assert {"retrieve", "prompt", "generate"} <= STAGES
+
+
+# ----- 5. a reload refuses a build that cannot serve the default strategy, and says why -----
+
+ADMIN = {"Authorization": "Bearer t"}
+
+
+def _own_app(root: Path, encoder: FakeEncoder, **config: Any) -> Any:
+    """An app that loads its own index (as under gunicorn), with the fake encoder."""
+    from rag_server.api import create_app
+
+    settings = {"INDEX_DIR": str(root), "ENCODER": encoder, "GENERATOR_CHECKPOINT": "none", "SUPPORT_THRESHOLD": 0.0}
+    return create_app({**settings, "TESTING": True, "ADMIN_TOKEN": "t", **config})
+
+
+def test_case_05_reload_refuses_a_build_without_the_default_strategys_indexes(  # type: ignore[no-untyped-def]
+    built, corpus_dir: Path, make_build, fake_encoder, tmp_path: Path
+) -> None:
+    client = _own_app(tmp_path / "indexes", fake_encoder).test_client()
+    partial = make_build(corpus_dir, indexes=["keyword", "bm25"])  # now named in CURRENT
+    response = client.post("/v1/admin/reload", headers=ADMIN)
+    assert response.status_code == 503
+    message = _error(response)["message"]
+    assert "default strategy" in message and "dense" in message and partial.build_id in message, message
+    assert str(tmp_path) not in message
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["build_id"] == built.build_id
+    assert any("default strategy" in w for w in ready.get_json()["warnings"]), ready.get_json()
+    search = client.post("/v1/search", json={"query": "consentimento do titular"})  # default strategy
+    assert search.status_code == 200 and search.get_json()["build_id"] == built.build_id
+
+
+def test_case_05_a_server_starting_on_such_a_build_serves_the_newest_one_that_can(  # type: ignore[no-untyped-def]
+    built, corpus_dir: Path, make_build, fake_encoder, tmp_path: Path
+) -> None:
+    make_build(corpus_dir, indexes=["keyword", "bm25"])
+    client = _own_app(tmp_path / "indexes", fake_encoder).test_client()
+    ready = client.get("/readyz").get_json()
+    assert ready["build_id"] == built.build_id
+    assert any("cannot be served" in w and "default strategy" in w for w in ready["warnings"]), ready

@@ -84,6 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.extensions["rag_load_error"] = str(exc)
         log.error("index not loaded", extra={"fields": {"error": str(exc)}})
 
+    app.extensions["rag_reload_lock"] = threading.Lock()
     app.extensions["rag_metrics"] = Metrics()
     errors.register(app)
     app.register_blueprint(v1)
@@ -159,4 +160,10 @@ def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
     from ..generator import load_generator
 
     generator = load_generator(config["GENERATOR_CHECKPOINT"])
-    return RagPipeline(config["INDEX_DIR"], generator=generator, support_threshold=config["SUPPORT_THRESHOLD"])
+    return RagPipeline(
+        config["INDEX_DIR"],
+        encoder=config.get("ENCODER"),  # tests give a fake one; None: each build's own model
+        generator=generator,
+        support_threshold=config["SUPPORT_THRESHOLD"],
+        fallback=True,
+    )

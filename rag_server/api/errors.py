@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from typing import Any
 
 from flask import Flask, current_app, jsonify, request
@@ -39,6 +40,11 @@ class NotReady(ApiError):
     code = "not_ready"
 
 
+class ReloadRefused(ApiError):
+    status = 503
+    code = "reload_refused"
+
+
 class UnsupportedMediaType(ApiError):
     status = 415
     code = "unsupported_media_type"
@@ -63,6 +69,18 @@ def require_admin() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("a valid bearer token is required")
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/(?:[^\s/:'\"(),]+/)+([^\s/:'\"(),]*)")
+
+
+def public_reason(exc: BaseException) -> str:
+    """What a client may be told about ``exc``: the problem, never the server's directories
+    (an index file is named inside its build; any other absolute path is cut to its last part)."""
+    if isinstance(exc, IndexLoadError):
+        return exc.public()
+    text = str(exc) if isinstance(exc, RagServerError) else f"{type(exc).__name__}: {exc}"
+    return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), text)[:500]
 
 
 def error_response(status: int, code: str, message: str) -> ResponseReturnValue:
