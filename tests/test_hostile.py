@@ -158,3 +158,23 @@ def test_case_05_a_server_starting_on_such_a_build_serves_the_newest_one_that_ca
     ready = client.get("/readyz").get_json()
     assert ready["build_id"] == built.build_id
     assert any("cannot be served" in w and "default strategy" in w for w in ready["warnings"]), ready
+
+
+# ----- 6. a server started on a bad CURRENT recovers by reload once a good build exists -----
+
+
+def test_case_06_reload_recovers_a_server_that_started_on_a_bad_build(  # type: ignore[no-untyped-def]
+    built, corpus_dir: Path, make_build, fake_encoder, tmp_path: Path
+) -> None:
+    (built.path / "manifest.json").write_text("{ not json", encoding="utf-8")
+    client = _own_app(tmp_path / "indexes", fake_encoder).test_client()
+    assert client.get("/readyz").status_code == 503
+    refused = client.post("/v1/admin/reload", headers=ADMIN)  # still nothing good to load
+    assert refused.status_code == 503 and "manifest.json" in _error(refused)["message"]
+    good = make_build(corpus_dir)
+    response = client.post("/v1/admin/reload", headers=ADMIN)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"previous_build_id": None, "build_id": good.build_id, "changed": True}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["build_id"] == good.build_id
+    assert client.post("/v1/search", json={"query": "consentimento do titular"}).status_code == 200

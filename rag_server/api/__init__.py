@@ -84,6 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.extensions["rag_load_error"] = str(exc)
         log.error("index not loaded", extra={"fields": {"error": str(exc)}})
 
+    app.extensions["rag_make_pipeline"] = lambda: _make_pipeline(app.config)  # a reload of a server not ready
     app.extensions["rag_reload_lock"] = threading.Lock()
     app.extensions["rag_metrics"] = Metrics()
     errors.register(app)

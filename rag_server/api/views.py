@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -142,7 +143,8 @@ def readyz() -> ResponseReturnValue:
 @v1.post("/admin/reload")
 def admin_reload() -> ResponseReturnValue:
     """Switch to the build named in CURRENT; in-flight requests finish on the old one. A build
-    that cannot be served is refused with the reason (here and on /readyz)."""
+    that cannot be served is refused with the reason (here and on /readyz). A server that
+    serves nothing (it started on a bad build) loads the newest servable build."""
     require_admin()
     app = current_app
     with app.extensions["rag_reload_lock"]:
@@ -150,8 +152,14 @@ def admin_reload() -> ResponseReturnValue:
         previous = found.build.build_id if found is not None else None
         try:
             if found is None:
-                raise NotReady(current_app.extensions.get("rag_load_error") or "no index build is loaded")
-            current = found.reload()
+                fresh: RagPipeline = app.extensions["rag_make_pipeline"]()
+                fresh.warm_up(strict=True)
+                current = fresh.build.build_id
+                app.extensions["rag_pipeline"] = fresh
+                app.extensions.pop("rag_load_error", None)
+                app.extensions.setdefault("rag_warmed", threading.Event()).set()
+            else:
+                current = found.reload()
         except Exception as exc:  # any failure of a reload leaves the served build in place
             reason = public_reason(exc)
             log.error("reload refused", extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}})
