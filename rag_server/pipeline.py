@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .catalog import IndexCatalog
+from .catalog import BuildLease, IndexCatalog
 from .embedding import Encoder
 from .errors import IndexLoadError
 from .loader import IndexBuild
@@ -77,25 +77,36 @@ def check_servable(build: IndexBuild) -> IndexBuild:
     return build
 
 
-def load_servable(index_root: Path) -> tuple[IndexBuild, list[str]]:
+def _open(catalog: IndexCatalog, build_dir: Path, lease: bool) -> _Served:
+    """Load a build that the default strategy can serve, leased first when ``lease`` (so that
+    pruning keeps it for as long as it is served)."""
+    held = catalog.lease(build_dir.name) if lease else None
+    try:
+        return _Served(check_servable(IndexBuild.load(build_dir)), lease=held)
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise
+
+
+def _open_servable(catalog: IndexCatalog, lease: bool) -> tuple[_Served, list[str]]:
     """The build named in ``CURRENT`` when it is servable; else the newest build that is, with a
     note saying why ``CURRENT`` was passed over. Raises the error of ``CURRENT`` when no build is
     servable."""
     try:
-        return check_servable(IndexBuild.load(index_root)), []
+        return _open(catalog, catalog.current_path(), lease), []
     except IndexLoadError as exc:
         refused = exc
-    catalog = IndexCatalog(index_root)
     current = catalog.current_id()
     for build_id in reversed(catalog.build_ids()):
         if build_id == current:
             continue
         try:
-            build = check_servable(IndexBuild.load(catalog.builds_dir / build_id))
+            served = _open(catalog, catalog.builds_dir / build_id, lease)
         except IndexLoadError:
             continue
         note = f"CURRENT names a build that cannot be served ({refused.public()}); serving {build_id} instead"
-        return build, [note]
+        return served, [note]
     raise refused
 
 
@@ -105,6 +116,7 @@ class _Served:
 
     build: IndexBuild
     retrievers: dict[str, Retriever] = field(default_factory=dict)
+    lease: BuildLease | None = None
 
 
 class RagPipeline:
@@ -115,17 +127,23 @@ class RagPipeline:
         generator: Any | None = None,
         support_threshold: float = 0.0,
         prompt_budget: int = DEFAULT_BUDGET,
-        fallback: bool = False,
+        serving: bool = False,
     ) -> None:
+        """``serving`` (a server): a CURRENT that cannot serve the default strategy is passed
+        over for the newest build that can, and the served build is leased (never pruned)."""
         self.index_root = Path(index_root)
         self._encoder = encoder
         self.generator = generator  # rag_server.generator.Generator, or None: extractive answers
         self.support_threshold = support_threshold
         self.prompt_budget = prompt_budget
+        self.serving = serving
+        self._catalog = IndexCatalog(self.index_root)
         self._lock = threading.Lock()  # serialises retriever creation and reloads, not queries
-        # fallback (servers): a CURRENT that cannot serve the default strategy is passed over.
-        build, self.notes = load_servable(self.index_root) if fallback else (IndexBuild.load(self.index_root), [])
-        self._state = _Served(build)
+        self.notes: list[str] = []  # shown on /readyz
+        if serving:
+            self._state, self.notes = _open_servable(self._catalog, lease=True)
+        else:
+            self._state = _Served(IndexBuild.load(self.index_root))
 
     @property
     def build(self) -> IndexBuild:
@@ -135,11 +153,18 @@ class RagPipeline:
         """Load the newest complete build, warm it up, and switch to it; the old one keeps
         serving until then. A build that cannot serve the default strategy, or whose warm-up
         search fails, is refused (IndexLoadError, or the warm-up's error) and nothing changes."""
-        fresh = _Served(check_servable(IndexBuild.load(self.index_root)))
-        self._warm(fresh, strict=True)
+        fresh = _open(self._catalog, self._catalog.current_path(), lease=self.serving)
+        try:
+            self._warm(fresh, strict=True)
+        except BaseException:
+            if fresh.lease is not None:
+                fresh.lease.release()
+            raise
         with self._lock:
-            self._state = fresh
+            previous, self._state = self._state, fresh
             self.notes = []
+        if previous.lease is not None:
+            previous.lease.release()  # requests still on the old build hold it in memory
         return fresh.build.build_id
 
     def warm_up(self, strict: bool = False) -> None:

@@ -178,3 +178,40 @@ def test_case_06_reload_recovers_a_server_that_started_on_a_bad_build(  # type: 
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.get_json()["build_id"] == good.build_id
     assert client.post("/v1/search", json={"query": "consentimento do titular"}).status_code == 200
+
+
+# ----- 7. pruning never removes the served build nor the newest build that verifies -----
+
+
+def _corrupt(build_dir: Path) -> None:
+    with (build_dir / "passages.jsonl").open("ab") as handle:
+        handle.write(b"\n")  # size and checksum no longer match the manifest
+
+
+def test_case_07_corrupt_newer_builds_do_not_count_for_keep(  # type: ignore[no-untyped-def]
+    built, corpus_dir: Path, make_build, tmp_path: Path
+) -> None:
+    from rag_server.loader import IndexBuild
+
+    for _ in range(6):  # six builds that fail verification, each named in CURRENT in turn
+        _corrupt(make_build(corpus_dir, keep_builds=3).path)
+    make_build(corpus_dir, keep_builds=3)
+    builds = tmp_path / "indexes" / "builds"
+    assert (builds / built.build_id).is_dir(), "the newest build that verified was pruned"
+    assert IndexBuild.load(builds / built.build_id).build_id == built.build_id
+
+
+def test_case_07_the_served_build_is_never_pruned(  # type: ignore[no-untyped-def]
+    built, corpus_dir: Path, make_build, fake_encoder, tmp_path: Path
+) -> None:
+    client = _own_app(tmp_path / "indexes", fake_encoder).test_client()
+    assert client.get("/readyz").get_json()["build_id"] == built.build_id
+    for _ in range(6):  # refused by reload: the server keeps serving the first build
+        _corrupt(make_build(corpus_dir, keep_builds=3).path)
+        assert client.post("/v1/admin/reload", headers=ADMIN).status_code == 503
+    for _ in range(4):  # good builds the server has not switched to: the served one is the oldest
+        make_build(corpus_dir, keep_builds=3)
+    builds = sorted(p.name for p in (tmp_path / "indexes" / "builds").iterdir() if not p.name.startswith("."))
+    assert built.build_id in builds, "the served build was pruned"
+    assert len(builds) == 4  # the 3 newest that verify, and the served one
+    assert client.post("/v1/search", json={"query": "consentimento do titular"}).status_code == 200

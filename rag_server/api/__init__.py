@@ -166,5 +166,5 @@ def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
         encoder=config.get("ENCODER"),  # tests give a fake one; None: each build's own model
         generator=generator,
         support_threshold=config["SUPPORT_THRESHOLD"],
-        fallback=True,
+        serving=True,
     )
