@@ -4,7 +4,7 @@
       CURRENT                  the served build id (replaced with os.replace: atomic)
       builds/<build id>/       complete builds; the newest few are kept for rollback
       builds/.tmp-<id>/        a build in progress (debris if its builder crashed)
-      cache/                   embedding cache shared by builds
+      cache/                   embedding cache shared by builds (cache/*.tmp-<pid>.npy: debris)
       serving/<build id>       lease files: a shared flock held by each process serving the build
       .lock                    held by the one build allowed to run at a time
 
@@ -90,12 +90,15 @@ class IndexCatalog:
         return sorted(p.name for p in self.builds_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def debris(self) -> list[Path]:
-        """What interrupted builds leave: partial build directories and unswitched pointers."""
+        """What interrupted builds leave: partial build directories, unswitched pointers and
+        embedding-cache files killed while being written (``cache/*.tmp-<pid>.npy``)."""
         found = []
         if self.builds_dir.is_dir():
             found += [p for p in self.builds_dir.iterdir() if p.name.startswith(TMP_PREFIX)]
         if self.root.is_dir():
             found += [p for p in self.root.iterdir() if p.name.startswith(f"CURRENT.{TMP_PREFIX}")]
+        if self.cache_dir.is_dir():
+            found += [p for p in self.cache_dir.iterdir() if TMP_PREFIX in p.name]
         return sorted(found)
 
     @contextmanager

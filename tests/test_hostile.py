@@ -215,3 +215,38 @@ def test_case_07_the_served_build_is_never_pruned(  # type: ignore[no-untyped-de
     assert built.build_id in builds, "the served build was pruned"
     assert len(builds) == 4  # the 3 newest that verify, and the served one
     assert client.post("/v1/search", json={"query": "consentimento do titular"}).status_code == 200
+
+
+# ----- 8. an embedding cache killed while being saved leaves no file behind for good -----
+
+
+def test_case_08_a_killed_cache_save_is_debris_the_next_build_removes(  # type: ignore[no-untyped-def]
+    built, corpus_dir: Path, make_build, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    from rag_server.catalog import IndexCatalog
+
+    catalog = IndexCatalog(tmp_path / "indexes")
+    cache = next(catalog.cache_dir.glob("embeddings-*.npy"))
+    # A process killed inside EmbeddingCache.save, after the temporary file is written.
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from rag_server.embedding import EmbeddingCache
+        cache = EmbeddingCache(Path({str(cache)!r}))
+        os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)
+        cache.save()
+        """
+    )
+    killed = subprocess.run([sys.executable, "-c", script], check=False, cwd=Path(__file__).parents[1])
+    assert killed.returncode == -9
+    left = sorted(catalog.cache_dir.glob("embeddings-*.tmp-*.npy"))
+    assert len(left) == 1
+    assert left[0] in catalog.debris()
+    make_build(corpus_dir)
+    assert not left[0].exists() and catalog.debris() == []
+    assert cache.is_file()
