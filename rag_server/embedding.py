@@ -182,6 +182,8 @@ class EmbeddingCache:
                 names = table.dtype.names or ()
                 if names != ("key", "vector") or table.dtype["vector"].ndim != 1:
                     raise ValueError("not an embedding cache")
+                if not np.isfinite(table["vector"]).all():
+                    raise ValueError("vectors that are not finite")
             except (ValueError, OSError, EOFError):
                 return  # a damaged cache is only a slower build
             self.dimension = int(table.dtype["vector"].shape[0])

@@ -250,3 +250,76 @@ def test_case_08_a_killed_cache_save_is_debris_the_next_build_removes(  # type: 
     make_build(corpus_dir)
     assert not left[0].exists() and catalog.debris() == []
     assert cache.is_file()
+
+
+# ----- 9. arrays that must be finite are checked when a build is loaded -----
+
+
+def _rewrite(build_dir: Path, rel: str, write: Any) -> None:
+    """Edit one file of a build and record its new size and checksum in the manifest, as an
+    attacker (or a bug) with write access would: verification by checksum then passes."""
+    import json
+
+    from rag_server.build import sha256_file
+
+    write(build_dir / rel)
+    manifest_path = build_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][rel] = {"sha256": sha256_file(build_dir / rel), "bytes": (build_dir / rel).stat().st_size}
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def _poke(name: str, index: int, value: float) -> Any:
+    import numpy as np
+
+    def write(path: Path) -> None:
+        array = np.load(path, allow_pickle=False)
+        array[index] = value
+        np.save(path, array, allow_pickle=False)
+
+    return write
+
+
+def _dense_with_inf(path: Path) -> None:
+    import faiss
+    import numpy as np
+
+    index = faiss.read_index(str(path))
+    vectors = index.reconstruct_n(0, index.ntotal)
+    vectors[1, 3] = np.inf
+    fresh = faiss.IndexFlatIP(index.d)
+    fresh.add(vectors)
+    faiss.write_index(fresh, str(path))
+
+
+@pytest.mark.parametrize(
+    ("rel", "edit"),
+    [
+        ("bm25/weights.npy", _poke("weights", 0, float("inf"))),
+        ("bm25/weights.npy", _poke("weights", 2, float("nan"))),
+        ("keyword/tf.npy", _poke("tf", 0, float("-inf"))),
+        ("bm25/doc_len.npy", _poke("doc_len", 0, -3.0)),
+        ("dense/index.faiss", _dense_with_inf),
+    ],
+    ids=["bm25-weight-inf", "bm25-weight-nan", "keyword-tf-neg-inf", "doc-len-negative", "dense-vector-inf"],
+)
+def test_case_09_non_finite_arrays_are_refused(built, rel: str, edit: Any) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.errors import IndexLoadError
+    from rag_server.loader import IndexBuild
+
+    _rewrite(built.path, rel, edit)
+    with pytest.raises(IndexLoadError, match=rel.split("/")[-1]):
+        IndexBuild.load(built.path)
+
+
+def test_case_09_an_embedding_cache_with_non_finite_vectors_is_not_used(built, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from rag_server.embedding import EmbeddingCache
+
+    path = next((tmp_path / "indexes" / "cache").glob("embeddings-*.npy"))
+    assert len(EmbeddingCache(path)) > 0
+    table = np.load(path, allow_pickle=False)
+    table["vector"][0, 0] = np.inf
+    np.save(path, table, allow_pickle=False)
+    assert len(EmbeddingCache(path)) == 0  # damaged: the build embeds again rather than index inf
