@@ -323,3 +323,24 @@ def test_case_09_an_embedding_cache_with_non_finite_vectors_is_not_used(built, t
     table["vector"][0, 0] = np.inf
     np.save(path, table, allow_pickle=False)
     assert len(EmbeddingCache(path)) == 0  # damaged: the build embeds again rather than index inf
+
+
+# ----- 11. the Host header never ends up in a redirect -----
+
+
+@pytest.mark.parametrize("path", ["/web//etc/passwd", "//web/app.js", "/v1//strategies", "/web/../web//app.js"])
+def test_case_11_host_header_is_never_echoed(hostile, path: str) -> None:  # type: ignore[no-untyped-def]
+    response = hostile.get(path, headers={"Host": "evil.example"})
+    assert "evil.example" not in str(response.headers) + response.get_data(as_text=True)
+    assert response.status_code in (200, 404), response.status_code
+    assert "root:" not in response.get_data(as_text=True)
+
+
+def test_case_11_locations_are_made_relative() -> None:
+    from rag_server.api import relative_location
+
+    assert relative_location("http://evil.example/web/etc/passwd") == "/web/etc/passwd"
+    assert relative_location("http://evil.example//evil.example/x?a=1") == "/evil.example/x?a=1"
+    assert relative_location("//evil.example/x") == "/x"
+    assert relative_location("/v1/strategies") == "/v1/strategies"
+    assert relative_location("page#top") == "page#top"

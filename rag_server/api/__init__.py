@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response, g, request
 
@@ -60,6 +61,8 @@ def load_settings(test_config: dict[str, Any] | None) -> dict[str, Any]:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(load_settings(test_config))
+    # "/web//etc/passwd" is a 404, not a redirect to a URL built from the client's Host header.
+    app.url_map.merge_slashes = False
     app.json = JsonProvider(app)  # orjson; keys keep their order, text is UTF-8, not \u escapes
     log = logs.configure(app.config["LOG_LEVEL"])
 
@@ -110,6 +113,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def _finish(response: Response) -> Response:
         request_id = g.get("request_id", "")
         response.headers["X-Request-ID"] = request_id
+        if "Location" in response.headers:  # any redirect stays on this server, whatever Host says
+            response.headers["Location"] = relative_location(response.headers["Location"])
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
         status = response.status_code
         # Label by route pattern, not raw path: unknown paths must not create new series.
@@ -133,6 +138,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         return response
 
     return app
+
+
+def relative_location(location: str) -> str:
+    """``location`` without scheme and host (Werkzeug builds those from the request's Host
+    header), and with one leading slash, so that it can never name another site."""
+    parts = urlsplit(location)
+    if not (parts.scheme or parts.netloc or location.startswith("/")):
+        return location  # already relative to the current path
+    return urlunsplit(("", "", "/" + parts.path.lstrip("/"), parts.query, parts.fragment))
 
 
 def _rate_limit(app: Flask, exempt: Any) -> None:
