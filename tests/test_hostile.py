@@ -344,3 +344,42 @@ def test_case_11_locations_are_made_relative() -> None:
     assert relative_location("//evil.example/x") == "/x"
     assert relative_location("/v1/strategies") == "/v1/strategies"
     assert relative_location("page#top") == "page#top"
+
+
+# ----- 12. chat: text content parts are accepted, other parts, n > 1 and stream "yes" refused -----
+
+
+def test_case_12_text_content_parts_are_accepted(hostile) -> None:  # type: ignore[no-untyped-def]
+    parts = [{"type": "text", "text": "Quem prova que o consentimento"}, {"type": "text", "text": "foi obtido?"}]
+    plain = hostile.post(
+        "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "Quem prova que o consentimento\nfoi obtido?"}]},
+    )
+    response = hostile.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": parts}]})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["choices"][0]["message"]["content"] == plain.get_json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+            "only text parts",
+        ),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, "b"]}]}, "only text parts"),
+        ({"messages": [{"role": "user", "content": "dados pessoais"}], "n": 2}, "n:"),
+        ({"messages": [{"role": "user", "content": "dados pessoais"}], "stream": "yes"}, "stream:"),
+        ({"messages": [{"role": "user", "content": "dados pessoais"}], "stream": 1}, "stream:"),
+    ],
+    ids=["image-part", "bare-string-part", "n-2", "stream-yes", "stream-1"],
+)
+def test_case_12_what_the_server_cannot_honour_is_refused(hostile, body: dict[str, Any], needle: str) -> None:  # type: ignore[no-untyped-def]
+    response = hostile.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    assert needle in _error(response)["message"]
+
+
+def test_case_12_n_of_one_is_accepted(hostile) -> None:  # type: ignore[no-untyped-def]
+    body = {"messages": [{"role": "user", "content": "dados pessoais"}], "n": 1}
+    assert hostile.post("/v1/chat/completions", json=body).status_code == 200

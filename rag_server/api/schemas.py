@@ -3,9 +3,9 @@ out-of-range values become one clear 400 error before any work is done."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ..retrieval import MAX_K
 
@@ -59,11 +59,37 @@ class AskRequest(BaseModel):
         return filters
 
 
+class TextPart(BaseModel):
+    """A content part of a chat message (OpenAI's ``{"type": "text", "text": …}``); only text
+    parts are understood, any other type is refused with a clear 400."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text"]
+    text: str
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | None = None
+    content: str | list[TextPart] | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            for i, part in enumerate(value):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind != "text":
+                    shown = kind if isinstance(kind, str) else type(part).__name__
+                    raise ValueError(f"content part {i} is {shown!r}: only text parts are supported")
+        return value
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(part.text for part in self.content)
+        return self.content or ""
 
 
 class ChatRequest(BaseModel):
@@ -73,7 +99,8 @@ class ChatRequest(BaseModel):
 
     model: str = "rag_server"
     messages: list[ChatMessage] = Field(min_length=1, max_length=100)
-    stream: bool = False
+    stream: bool = Field(default=False, strict=True)  # true or false, never "yes"
+    n: int | None = Field(default=None, ge=1, le=1, strict=True, description="only one choice is made")
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=1000)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=1000)
@@ -83,8 +110,8 @@ class ChatRequest(BaseModel):
 
     def question(self) -> str:
         for message in reversed(self.messages):
-            if message.role == "user" and message.content and message.content.strip():
-                text = message.content.strip()
+            if message.role == "user" and message.text().strip():
+                text = message.text().strip()
                 if len(text) > MAX_QUESTION_CHARS:
                     raise ValueError(f"the last user message exceeds {MAX_QUESTION_CHARS} characters")
                 return text
