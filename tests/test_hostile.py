@@ -357,7 +357,8 @@ def test_case_12_text_content_parts_are_accepted(hostile) -> None:  # type: igno
     )
     response = hostile.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": parts}]})
     assert response.status_code == 200, response.get_json()
-    assert response.get_json()["choices"][0]["message"]["content"] == plain.get_json()["choices"][0]["message"]["content"]
+    answer = response.get_json()["choices"][0]["message"]["content"]
+    assert answer == plain.get_json()["choices"][0]["message"]["content"]
 
 
 @pytest.mark.parametrize(
@@ -383,3 +384,47 @@ def test_case_12_what_the_server_cannot_honour_is_refused(hostile, body: dict[st
 def test_case_12_n_of_one_is_accepted(hostile) -> None:  # type: ignore[no-untyped-def]
     body = {"messages": [{"role": "user", "content": "dados pessoais"}], "n": 1}
     assert hostile.post("/v1/chat/completions", json=body).status_code == 200
+
+
+# ----- 13. one strict rule for types, on every endpoint -----
+
+CHAT = {"messages": [{"role": "user", "content": "dados pessoais"}]}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/ask", {"question": "dados pessoais", "temperature": "0.5"}),
+        ("/v1/ask", {"question": "dados pessoais", "temperature": True}),
+        ("/v1/ask", {"question": "dados pessoais", "seed": "1"}),
+        ("/v1/ask", {"question": "dados pessoais", "seed": 1.0}),
+        ("/v1/ask", {"question": "dados pessoais", "max_new_chars": "10"}),
+        ("/v1/search", {"query": "dados pessoais", "k": 3.0}),
+        ("/v1/chat/completions", {**CHAT, "k": "3"}),
+        ("/v1/chat/completions", {**CHAT, "temperature": "0.5"}),
+        ("/v1/chat/completions", {**CHAT, "temperature": False}),
+        ("/v1/chat/completions", {**CHAT, "seed": "1"}),
+        ("/v1/chat/completions", {**CHAT, "max_tokens": "10"}),
+        ("/v1/chat/completions", {**CHAT, "max_completion_tokens": True}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": 42}]}),
+    ],
+)
+def test_case_13_types_are_strict_everywhere(hostile, path: str, body: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    response = hostile.post(path, json=body)
+    assert response.status_code == 400, (body, response.get_json())
+    assert _error(response)["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/ask", {"question": "dados pessoais", "temperature": 1, "seed": 7}),
+        ("/v1/chat/completions", {**CHAT, "temperature": 0, "k": 2, "seed": 3, "max_tokens": 50}),
+    ],
+)
+def test_case_13_an_integer_is_a_number(hostile, path: str, body: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    assert hostile.post(path, json=body).status_code == 200
+
+
+def test_case_13_the_rule_is_published(hostile) -> None:  # type: ignore[no-untyped-def]
+    assert "strict" in hostile.get("/openapi.json").get_json()["info"]["description"]

@@ -90,7 +90,12 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "rag_server",
             "version": __version__,
-            "description": "Retrieval-augmented answers about the LGPD and AI infrastructure, with citations.",
+            "description": (
+                "Retrieval-augmented answers about the LGPD and AI infrastructure, with citations. "
+                "Request types are strict on every endpoint: each value must have the JSON type given "
+                "here (no string is read as a number, no boolean as a number, no number as a boolean; "
+                "an integer is a valid number)."
+            ),
         },
         "paths": {
             "/v1/search": {

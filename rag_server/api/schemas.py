@@ -1,5 +1,10 @@
 """Request bodies, validated with pydantic: wrong types, missing fields, unknown fields and
-out-of-range values become one clear 400 error before any work is done."""
+out-of-range values become one clear 400 error before any work is done.
+
+One rule for types, on every field of every endpoint: strict. A value must have the JSON type
+the OpenAPI document gives it: no string is read as a number ("0.5", "3"), no boolean as a
+number (true), no number as a boolean (1) or a string; an integer is accepted where a number is
+expected, as JSON Schema's "number" includes the integers."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ FilterValue = str | list[str]
 
 
 class Filters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     language: FilterValue | None = None
     doc_type: FilterValue | None = None
@@ -32,23 +37,23 @@ class Filters(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     query: Text
     strategy: Strategy | None = None
-    k: int = Field(default=10, ge=1, le=MAX_K, strict=True)
+    k: int = Field(default=10, ge=1, le=MAX_K)
     filters: Filters | None = None
 
 
 class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     question: Text
     strategy: Strategy | None = None
-    k: int = Field(default=3, ge=1, le=20, strict=True)
+    k: int = Field(default=3, ge=1, le=20)
     lang: Literal["pt", "en"] | None = None
     filters: Filters | None = None
-    max_new_chars: int = Field(default=200, ge=1, le=1000, strict=True)
+    max_new_chars: int = Field(default=200, ge=1, le=1000)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
@@ -63,14 +68,14 @@ class TextPart(BaseModel):
     """A content part of a chat message (OpenAI's ``{"type": "text", "text": …}``); only text
     parts are understood, any other type is refused with a clear 400."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     type: Literal["text"]
     text: str
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[TextPart] | None = None
@@ -95,12 +100,12 @@ class ChatMessage(BaseModel):
 class ChatRequest(BaseModel):
     """OpenAI-compatible chat request; fields the server does not use are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str = "rag_server"
     messages: list[ChatMessage] = Field(min_length=1, max_length=100)
-    stream: bool = Field(default=False, strict=True)  # true or false, never "yes"
-    n: int | None = Field(default=None, ge=1, le=1, strict=True, description="only one choice is made")
+    stream: bool = False  # true or false, never "yes"
+    n: int | None = Field(default=None, ge=1, le=1, description="only one choice is made")
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=1000)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=1000)
