@@ -428,3 +428,53 @@ def test_case_13_an_integer_is_a_number(hostile, path: str, body: dict[str, Any]
 
 def test_case_13_the_rule_is_published(hostile) -> None:  # type: ignore[no-untyped-def]
     assert "strict" in hostile.get("/openapi.json").get_json()["info"]["description"]
+
+
+# ----- 14. a chunked body over the size limit is a 413, like one with a Content-Length -----
+
+
+def _chunked_post(base: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    """POST ``body`` with Transfer-Encoding: chunked (no Content-Length) over a raw socket."""
+    import json
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(base)
+    with socket.create_connection((where.hostname, where.port), timeout=30) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall((head + "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode())
+        try:
+            for start in range(0, len(body), 8192):
+                piece = body[start : start + 8192]
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+            sock.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server may answer 413 and close before the whole body is sent
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    status_line, _, rest = reply.partition(b"\r\n")
+    _headers, _, payload = rest.partition(b"\r\n\r\n")
+    return int(status_line.split()[1]), json.loads(payload or b"null")
+
+
+def test_case_14_a_chunked_body_over_the_limit_is_a_413(server: str) -> None:
+    body = b'{"query": "' + b"x" * 70_000 + b'"}'  # over the 64 KiB default
+    status, payload = _chunked_post(server, "/v1/search", body)
+    assert status == 413, payload
+    assert payload["error"]["code"] == "request_entity_too_large"
+    small = b'{"query": "consentimento do titular", "strategy": "bm25", "k": 1}'
+    assert _chunked_post(server, "/v1/search", small)[0] == 200
+
+
+def test_case_14_in_the_app_too(hostile) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    body = b'{"query": "' + b"x" * 70_000 + b'"}'
+    response = hostile.post(
+        "/v1/search",
+        input_stream=io.BytesIO(body),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413 and _error(response)["code"] == "request_entity_too_large"

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
 from ..errors import IndexLoadError, ModelError, QueryError, RagServerError
@@ -92,12 +92,25 @@ def json_body() -> Any:
     if not request.is_json:
         raise UnsupportedMediaType("send a JSON body with Content-Type: application/json")
     try:
-        body = current_app.json.loads(request.get_data())
+        body = current_app.json.loads(_body_bytes())
     except ValueError as exc:  # the provider turns every parse failure into a ValueError
         raise InvalidJson(f"the body is not valid JSON ({_first_line(exc)})") from None
     if not isinstance(body, dict):
         raise ApiError("the body must be a JSON object")
     return body
+
+
+def _body_bytes() -> bytes:
+    """The request body; 413 when it is over the limit, sent with a Content-Length or not.
+
+    Werkzeug stops reading a streamed (chunked) body at the limit without a word, so a body
+    cut there would otherwise reach the parser and be called invalid JSON."""
+    data = request.get_data()
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    cut = limit is not None and request.content_length is None and len(data) >= limit
+    if cut and request.environ["wsgi.input"].read(1):  # more follows the limit
+        raise RequestEntityTooLarge(f"the body is over the limit of {limit} bytes")
+    return data
 
 
 def _first_line(exc: Exception) -> str:
