@@ -478,3 +478,61 @@ def test_case_14_in_the_app_too(hostile) -> None:  # type: ignore[no-untyped-def
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert response.status_code == 413 and _error(response)["code"] == "request_entity_too_large"
+
+
+# ----- 16. errors name the problem, never the server's paths; a failed reload says why on /readyz -----
+
+
+def _no_paths(text: str, *paths: Path | str) -> None:
+    for path in paths:
+        assert str(path) not in text, text
+    assert "/tmp/" not in text and "indexes/builds" not in text, text
+
+
+def test_case_16_a_failed_reload_gives_its_reason_without_paths(  # type: ignore[no-untyped-def]
+    built, corpus_dir: Path, make_build, fake_encoder, tmp_path: Path
+) -> None:
+    client = _own_app(tmp_path / "indexes", fake_encoder).test_client()
+    second = make_build(corpus_dir)
+    faiss_file = second.path / "dense" / "index.faiss"
+    faiss_file.write_bytes(faiss_file.read_bytes()[:100])
+    response = client.post("/v1/admin/reload", headers=ADMIN)
+    assert response.status_code == 503
+    message = _error(response)["message"]
+    assert "dense/index.faiss" in message and second.build_id in message and "see /readyz" not in message
+    _no_paths(message, tmp_path)
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ready" and ready["build_id"] == built.build_id
+    reason = ready["last_reload"]["reason"]
+    assert "dense/index.faiss" in reason and any(reason in w for w in ready["warnings"])
+    _no_paths(str(ready), tmp_path)
+
+
+def test_case_16_not_ready_answers_name_the_file_inside_its_build(  # type: ignore[no-untyped-def]
+    built, fake_encoder, tmp_path: Path
+) -> None:
+    (built.path / "manifest.json").write_text("{ not json", encoding="utf-8")
+    client = _own_app(tmp_path / "indexes", fake_encoder).test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "manifest.json" in ready.get_json()["reason"]
+    search = client.post("/v1/search", json={"query": "consentimento"})
+    assert search.status_code == 503 and "manifest.json" in _error(search)["message"]
+    _no_paths(ready.get_data(as_text=True) + search.get_data(as_text=True), tmp_path)
+
+
+def test_case_16_a_model_error_names_no_path(corpus_dir: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.api import create_app
+    from rag_server.pipeline import RagPipeline
+
+    encoder = FakeEncoder()
+    encoder.name = "/opt/private/models/secret-model"  # a model given by path at build time
+    build_index(BuildConfig([corpus_dir], tmp_path / "indexes", progress=False), encoder=encoder)
+    pipeline = RagPipeline(tmp_path / "indexes")  # no encoder: the dense retriever looks for that model
+    client = create_app({"PIPELINE": pipeline, "TESTING": True}).test_client()
+    response = client.post("/v1/search", json={"query": "consentimento", "strategy": "dense"})
+    assert response.status_code == 503
+    message = _error(response)["message"]
+    assert "secret-model" in message and "checksum" in message, message
+    _no_paths(message, "/opt/private")
+    manifest = client.get("/v1/index").get_data(as_text=True)
+    _no_paths(manifest, "/opt/private", tmp_path)

@@ -84,7 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     except RagServerError as exc:
         # Serve /healthz and a 503 /readyz rather than crash: the operator sees why.
         app.extensions["rag_pipeline"] = None
-        app.extensions["rag_load_error"] = str(exc)
+        app.extensions["rag_load_error"] = errors.public_reason(exc)  # for clients: no server paths
         log.error("index not loaded", extra={"fields": {"error": str(exc)}})
 
     app.extensions["rag_make_pipeline"] = lambda: _make_pipeline(app.config)  # a reload of a server not ready

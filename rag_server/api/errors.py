@@ -162,8 +162,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(IndexLoadError)
     @app.errorhandler(ModelError)
     def _unavailable(exc: RagServerError) -> ResponseReturnValue:
-        log.error("backend unavailable", extra={"fields": {"error": str(exc)}})
-        return error_response(503, exc.code, "the index or model is unavailable; see /readyz")
+        log.error("backend unavailable", extra={"fields": {"error": str(exc)}})  # the full text, paths too
+        return error_response(503, exc.code, f"the index or model is unavailable: {public_reason(exc)}")
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> ResponseReturnValue:

@@ -95,6 +95,9 @@ def strategies() -> ResponseReturnValue:
 def index_manifest() -> ResponseReturnValue:
     manifest = dict(pipeline().build.manifest)
     manifest.pop("corpus_dirs", None)  # server paths are not the client's business
+    if isinstance(manifest.get("embedding"), dict):  # a model given as a path: its name only
+        model = str(manifest["embedding"].get("model", ""))
+        manifest["embedding"] = {**manifest["embedding"], "model": model.rstrip("/").rsplit("/", 1)[-1]}
     return jsonify(manifest)
 
 
