@@ -536,3 +536,24 @@ def test_case_16_a_model_error_names_no_path(corpus_dir: Path, tmp_path: Path) -
     _no_paths(message, "/opt/private")
     manifest = client.get("/v1/index").get_data(as_text=True)
     _no_paths(manifest, "/opt/private", tmp_path)
+
+
+# ----- 15. the rate limit is one budget per client address, and a 429 says when to retry -----
+
+
+def test_case_15_one_budget_per_client_address_across_routes(built, tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.api import create_app
+    from rag_server.pipeline import RagPipeline
+
+    pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, support_threshold=0.0)
+    client = create_app({"PIPELINE": pipeline, "TESTING": True, "RATE_LIMIT": "10/minute"}).test_client()
+    routes = ["/v1/strategies", "/v1/index", "/"]
+    statuses = [client.get(routes[i % 3]).status_code for i in range(10)]
+    assert statuses == [200] * 10
+    over = client.post("/v1/search", json={"query": "consentimento"})  # a route not used yet
+    assert over.status_code == 429 and _error(over)["code"] == "too_many_requests"
+    retry_after = over.headers.get("Retry-After")
+    assert retry_after is not None and retry_after.isdigit() and 0 < int(retry_after) <= 60, over.headers
+    assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+    other = client.get("/v1/strategies", environ_overrides={"REMOTE_ADDR": "10.0.0.2"})
+    assert other.status_code == 200  # another address has its own budget

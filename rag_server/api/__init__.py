@@ -150,16 +150,20 @@ def relative_location(location: str) -> str:
 
 
 def _rate_limit(app: Flask, exempt: Any) -> None:
-    """Optional per-client-address limit (Flask-Limiter, in-memory, so per worker process).
-    Health, readiness and metrics stay exempt for probes; a 429 goes through the JSON
-    HTTPException handler in errors.py like any other HTTP error."""
+    """Optional per-client-address limit (Flask-Limiter, in-memory, so per worker process): one
+    budget per address shared by every route (an application limit; a default limit would give
+    each route its own). Health, readiness and metrics stay exempt for probes; a 429 goes
+    through the JSON HTTPException handler in errors.py like any other HTTP error and carries
+    Retry-After (and the X-RateLimit-* headers on every limited response)."""
     limit = str(app.config.get("RATE_LIMIT") or "").strip()
     if not limit:
         return
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
-    limiter = Limiter(get_remote_address, app=app, default_limits=[limit], storage_uri="memory://")
+    limiter = Limiter(
+        get_remote_address, app=app, application_limits=[limit], storage_uri="memory://", headers_enabled=True
+    )
     limiter.exempt(exempt)
     app.extensions["rag_limiter"] = limiter
 
