@@ -25,7 +25,7 @@ from .catalog import BuildLease, IndexCatalog
 from .embedding import Encoder
 from .errors import IndexLoadError
 from .loader import IndexBuild
-from .prompt import DEFAULT_BUDGET, Citation, build_prompt
+from .prompt import DEFAULT_BUDGET, Citation, build_prompt, one_line
 from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, REQUIRED_INDEXES, Hit, Retriever, make_retriever
 from .retrieval.base import Filters, check_k
 
@@ -62,6 +62,26 @@ class AskResult:
     build_id: str
     generator_id: str | None
     timings_ms: dict[str, float]
+    question_truncated: bool = False  # the prompt holds only the question's start (fit_question)
+
+
+def fit_question(question: str, budget: int) -> tuple[str, bool]:
+    """The question as a prompt of ``budget`` characters can hold it, and whether it was cut.
+
+    Whole when it fits the prompt frame; else its start, cut at a word boundary to half of the
+    room the frame leaves, so that the other half can still hold context. Any question the API
+    accepts (2,000 characters) thus gets an answer instead of a 400 asking the client to raise a
+    budget it cannot set. Retrieval and the evidence check still use the whole question."""
+    frame = len(build_prompt("x", [], budget=10**9).text) - 1  # the prompt around a question, no passages
+    room = budget - frame
+    asked = one_line(question)
+    if len(asked) <= room:
+        return question, False
+    keep = max(1, room // 2)
+    head = asked[:keep]
+    if not asked[keep].isspace() and " " in head:  # do not end inside a word
+        head = head[: head.rindex(" ")]
+    return head.rstrip(), True
 
 
 def check_servable(build: IndexBuild) -> IndexBuild:
@@ -247,7 +267,8 @@ class RagPipeline:
             # (without a generator the prompt is only shown, so it may hold more passages).
             max_new_chars = min(max_new_chars, self.generator.block_size // 3)
             budget = min(budget, self.generator.block_size - max_new_chars - 1)
-        prompt = build_prompt(question, hits, budget)
+        prompt_question, question_truncated = fit_question(question, budget)
+        prompt = build_prompt(prompt_question, hits, budget)
         timings["prompt"] = (time.perf_counter() - start) * 1000
 
         supported = bool(hits) and self.evidence(question, hits, state) >= self.support_threshold
@@ -276,6 +297,7 @@ class RagPipeline:
             build_id=state.build.build_id,
             generator_id=getattr(self.generator, "checkpoint_id", None),
             timings_ms=timings,
+            question_truncated=question_truncated,
         )
 
     def warnings(self) -> list[str]:

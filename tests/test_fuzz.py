@@ -508,3 +508,20 @@ def test_metric_labels_stay_bounded_whatever_the_method(client: Any, method: str
     assert set(re.findall(r'endpoint="([^"]*)"', text)) <= {r.rule for r in client.application.url_map.iter_rules()} | {
         "unmatched"
     }
+
+
+# Over-long questions (issue #14, case 10): what fit_question leaves always fits the budget,
+# and is the start of the flattened question.
+@settings(max_examples=150, deadline=None)
+@given(question=FUZZ_TEXT, budget=st.integers(45, 3000), passages=st.lists(_PASSAGES, max_size=3))
+def test_fit_question_always_fits_the_budget(question: str, budget: int, passages: list[Passage]) -> None:
+    from rag_server.pipeline import fit_question
+
+    asked, cut = fit_question(question, budget)
+    if not one_line(question):
+        return
+    hits = [Hit(rank=i, score=1.0, passage=p) for i, p in enumerate(passages, start=1)]
+    prompt = build_prompt(asked, hits, budget)
+    assert len(prompt.text) <= budget
+    assert one_line(question).startswith(one_line(asked))
+    assert cut == (one_line(asked) != one_line(question))

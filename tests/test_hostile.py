@@ -557,3 +557,43 @@ def test_case_15_one_budget_per_client_address_across_routes(built, tmp_path: Pa
     assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
     other = client.get("/v1/strategies", environ_overrides={"REMOTE_ADDR": "10.0.0.2"})
     assert other.status_code == 200  # another address has its own budget
+
+
+# ----- 10. every question the schema accepts is answered: an over-long one is cut in the prompt -----
+
+
+class _WindowGenerator:
+    """Stands for the packaged generator: its 768-character window, a fixed answer."""
+
+    block_size = 768
+    checkpoint_id = "window-768"
+    corpus_checksum = None
+
+    def complete(self, prompt: str, max_new_chars: int = 200, temperature: float = 0.0, seed: int | None = None) -> str:
+        assert len(prompt) + max_new_chars < self.block_size
+        return "an answer"
+
+
+def test_case_10_the_longest_question_the_schema_allows_is_answered(shared_root: Path) -> None:
+    from rag_server.api import create_app
+    from rag_server.api.schemas import MAX_QUESTION_CHARS
+    from rag_server.pipeline import RagPipeline
+
+    pipeline = RagPipeline(shared_root, encoder=FakeEncoder(), generator=_WindowGenerator(), support_threshold=0.0)
+    client = create_app({"PIPELINE": pipeline, "TESTING": True}).test_client()
+    schema = client.get("/openapi.json").get_json()["components"]["schemas"]["AskRequest"]
+    assert schema["properties"]["question"]["maxLength"] == MAX_QUESTION_CHARS
+    words = "Quem prova que o consentimento do titular foi obtido conforme a lei "
+    question = (words * 40)[: MAX_QUESTION_CHARS - 1] + "?"
+    for body in ({"question": question}, {"question": question, "max_new_chars": 1000}):
+        response = client.post("/v1/ask", json=body)
+        assert response.status_code == 200, response.get_json()
+        answer = response.get_json()
+        assert answer["question_truncated"] is True and answer["citations"], answer
+        asked = answer["prompt"].split("\n")[0].removeprefix("Question: ")
+        assert question.startswith(asked) and question[len(asked)] == " "  # its start, at a word boundary
+    short = client.post("/v1/ask", json={"question": "Quem prova que o consentimento foi obtido?"}).get_json()
+    assert short["question_truncated"] is False
+    assert short["prompt"].startswith("Question: Quem prova que o consentimento foi obtido?\n")
+    chat = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": question}]})
+    assert chat.status_code == 200 and chat.get_json()["question_truncated"] is True

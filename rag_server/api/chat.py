@@ -68,7 +68,12 @@ def completions() -> ResponseReturnValue:
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     content = _content(result)
-    extra = {"citations": _citations(result), "supported": result.supported, "build_id": result.build_id}
+    extra = {
+        "citations": _citations(result),
+        "supported": result.supported,
+        "build_id": result.build_id,
+        "question_truncated": result.question_truncated,
+    }
     if body.stream:
         return Response(
             stream_with_context(_stream(completion_id, created, content, extra)),

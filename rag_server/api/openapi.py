@@ -143,6 +143,12 @@ def openapi_document() -> dict[str, Any]:
                                         "build_id": {"type": "string"},
                                         "generator_id": {"type": ["string", "null"]},
                                         "timings_ms": _TIMINGS,
+                                        "question_truncated": {
+                                            "type": "boolean",
+                                            "description": "the prompt holds only the question's start "
+                                            "(at a word boundary): a question of any accepted length "
+                                            "is answered",
+                                        },
                                     },
                                 }
                             ),

@@ -80,6 +80,7 @@ def ask() -> ResponseReturnValue:
         "build_id": r.build_id,
         "generator_id": r.generator_id,
         "timings_ms": r.timings_ms,
+        "question_truncated": r.question_truncated,
     }
     return jsonify(payload)
 
