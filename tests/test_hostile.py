@@ -597,3 +597,87 @@ def test_case_10_the_longest_question_the_schema_allows_is_answered(shared_root:
     assert short["prompt"].startswith("Question: Quem prova que o consentimento foi obtido?\n")
     chat = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": question}]})
     assert chat.status_code == 200 and chat.get_json()["question_truncated"] is True
+
+
+# ----- 18. optional API keys for /v1/* (and so the page's data), a token for /metrics -----
+
+KEY = "k3y-for-tests-0123456789"
+
+
+def _keyed(shared_root: Path, **config: Any) -> Any:
+    from rag_server.api import create_app
+    from rag_server.pipeline import RagPipeline
+
+    pipeline = RagPipeline(shared_root, encoder=FakeEncoder(), support_threshold=0.0)
+    return create_app({"PIPELINE": pipeline, "TESTING": True, **config}).test_client()
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_case_18_api_keys_guard_v1_and_nothing_else(shared_root: Path) -> None:
+    client = _keyed(shared_root, API_KEYS=f"another-key, {KEY}", ADMIN_TOKEN="adm")
+    search = {"query": "consentimento do titular"}
+    for headers in ({}, _bearer("wrong"), {"Authorization": KEY}, {"Authorization": f"Basic {KEY}"}):
+        response = client.post("/v1/search", json=search, headers=headers)
+        assert response.status_code == 401 and _error(response)["code"] == "unauthorized"
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert client.get("/v1/strategies").status_code == 401
+    assert client.post("/v1/ask", json={"question": "dados"}).status_code == 401
+    assert client.post("/v1/chat/completions", json=CHAT).status_code == 401
+    assert client.post("/v1/search", json=search, headers=_bearer(KEY)).status_code == 200
+    assert client.get("/v1/strategies", headers=_bearer("another-key")).status_code == 200
+    for open_path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/", "/web/app.js", "/metrics"):
+        assert client.get(open_path).status_code == 200, open_path
+    assert client.post("/v1/admin/reload", headers=_bearer("adm")).status_code == 200  # its own token
+
+
+def test_case_18_a_file_of_key_digests(shared_root: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    digest = hashlib.sha256(KEY.encode()).hexdigest()
+    keys = tmp_path / "keys.sha256"
+    keys.write_text(f"# API keys of the team\n{digest}  alice\n\n")
+    client = _keyed(shared_root, API_KEYS=f"@{keys}")
+    assert client.get("/v1/strategies").status_code == 401
+    assert client.get("/v1/strategies", headers=_bearer(KEY)).status_code == 200
+    assert client.get("/v1/strategies", headers=_bearer(digest)).status_code == 401  # the digest is no key
+    inline = _keyed(shared_root, API_KEYS=f"sha256:{digest}")
+    assert inline.get("/v1/strategies", headers=_bearer(KEY)).status_code == 200
+    keys.write_text("not-a-digest\n")
+    with pytest.raises(ValueError, match="line 1"):
+        _keyed(shared_root, API_KEYS=f"@{keys}")
+
+
+def test_case_18_keys_are_never_logged(shared_root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    client = _keyed(shared_root, API_KEYS=KEY)
+    logger = logging.getLogger("rag_server")
+    logger.propagate = True
+    try:
+        with caplog.at_level(logging.DEBUG):
+            client.get("/v1/strategies", headers=_bearer(KEY))
+            client.get("/v1/strategies", headers=_bearer(KEY + "x"))
+    finally:
+        logger.propagate = False
+    assert caplog.records and KEY not in caplog.text
+
+
+def test_case_18_metrics_token(shared_root: Path) -> None:
+    client = _keyed(shared_root, API_KEYS=KEY, METRICS_TOKEN="scrape-me")
+    assert client.get("/metrics", headers=_bearer(KEY)).status_code == 401  # an API key is not the token
+    assert client.get("/metrics", headers=_bearer("scrape-me")).status_code == 200
+
+
+def test_case_18_every_digest_is_compared(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag_server.api import auth
+
+    calls: list[int] = []
+    real = auth.hmac.compare_digest
+    monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    digests = [auth.digest(KEY), auth.digest("b"), auth.digest("c")]
+    assert auth.matches_any(KEY.encode(), digests)
+    assert len(calls) == 3  # no early exit on the first match
+    assert not auth.matches_any(None, digests) and not auth.matches_any(b"", [auth.digest("")])

@@ -20,7 +20,7 @@ from ..errors import RagServerError
 from ..generator.paths import PACKAGED_CHECKPOINT
 from ..pipeline import DEFAULT_SUPPORT_THRESHOLD, RagPipeline
 from ..web import web
-from . import errors, logs
+from . import auth, errors, logs
 from .chat import chat
 from .json_provider import JsonProvider
 from .metrics import Metrics
@@ -36,6 +36,8 @@ DEFAULTS: dict[str, Any] = {
     "TORCH_THREADS": 1,  # RAG_TORCH_THREADS: one per worker (latency jumps 10-80x with more)
     "ADMIN_TOKEN": "",  # RAG_ADMIN_TOKEN: bearer token of /v1/admin/reload; empty disables it
     "RATE_LIMIT": "",  # RAG_RATE_LIMIT: per-client limit such as "60/minute"; empty = off
+    "API_KEYS": "",  # RAG_API_KEYS: keys, sha256:<digest> entries or @<file of digests>; empty = open
+    "METRICS_TOKEN": "",  # RAG_METRICS_TOKEN: bearer token of /metrics; empty = open
 }
 _ENV = {
     "INDEX_DIR": ("RAG_INDEX_DIR", str),
@@ -46,6 +48,8 @@ _ENV = {
     "TORCH_THREADS": ("RAG_TORCH_THREADS", int),
     "ADMIN_TOKEN": ("RAG_ADMIN_TOKEN", str),
     "RATE_LIMIT": ("RAG_RATE_LIMIT", str),
+    "API_KEYS": ("RAG_API_KEYS", str),
+    "METRICS_TOKEN": ("RAG_METRICS_TOKEN", str),
 }
 
 
@@ -89,6 +93,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.extensions["rag_make_pipeline"] = lambda: _make_pipeline(app.config)  # a reload of a server not ready
     app.extensions["rag_reload_lock"] = threading.Lock()
+    # Parsed before anything is served: a key setting that cannot be read stops the start.
+    app.extensions["rag_api_keys"] = auth.parse_api_keys(str(app.config.get("API_KEYS") or ""))
     app.extensions["rag_metrics"] = Metrics()
     errors.register(app)
     app.register_blueprint(v1)
@@ -108,6 +114,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         g.request_id = logs.request_id(request.headers.get("X-Request-ID"))
         g.started = time.perf_counter()
         g.log_fields = {}
+        if request.path.startswith("/v1/"):
+            errors.require_api_key()
 
     @app.after_request
     def _finish(response: Response) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Flask, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
 from ..errors import IndexLoadError, ModelError, QueryError, RagServerError
+from . import auth
 
 log = logging.getLogger("rag_server.api")
 
@@ -25,6 +26,7 @@ log = logging.getLogger("rag_server.api")
 class ApiError(Exception):
     status = 400
     code = "bad_request"
+    headers: ClassVar[dict[str, str]] = {}  # sent with the error response
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -53,6 +55,7 @@ class UnsupportedMediaType(ApiError):
 class Unauthorized(ApiError):
     status = 401
     code = "unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="rag_server"'}
 
 
 class AdminDisabled(ApiError):
@@ -81,6 +84,24 @@ def public_reason(exc: BaseException) -> str:
         return exc.public()
     text = str(exc) if isinstance(exc, RagServerError) else f"{type(exc).__name__}: {exc}"
     return _ABSOLUTE_PATH.sub(lambda m: "…/" + m.group(1), text)[:500]
+
+
+def require_api_key() -> None:
+    """With RAG_API_KEYS set, a /v1 request (but the admin one, which has its own token) must
+    carry one of the keys as a bearer token."""
+    digests = current_app.extensions.get("rag_api_keys")
+    if not digests or request.endpoint == "v1.admin_reload":
+        return
+    if not auth.matches_any(auth.bearer_token(), digests):
+        log.warning("request without a valid API key", extra={"fields": {"path": request.path}})
+        raise Unauthorized("an API key is required: send it as Authorization: Bearer <key>")
+
+
+def require_metrics_token() -> None:
+    """With RAG_METRICS_TOKEN set, /metrics wants it as a bearer token."""
+    expected = str(current_app.config.get("METRICS_TOKEN") or "")
+    if expected and not auth.matches_any(auth.bearer_token(), [auth.digest(expected)]):
+        raise Unauthorized("/metrics needs the metrics token: send it as Authorization: Bearer <token>")
 
 
 def error_response(status: int, code: str, message: str) -> ResponseReturnValue:
@@ -149,7 +170,7 @@ def known_error_codes() -> frozenset[str]:
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api(exc: ApiError) -> ResponseReturnValue:
-        return error_response(exc.status, exc.code, exc.message)
+        return jsonify(error={"code": exc.code, "message": exc.message}), exc.status, exc.headers
 
     @app.errorhandler(ValidationError)
     def _invalid(exc: ValidationError) -> ResponseReturnValue:

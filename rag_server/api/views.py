@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 
 from ..pipeline import STRATEGY_DESCRIPTIONS, RagPipeline
 from ..retrieval import DEFAULT_STRATEGY
-from .errors import NotReady, ReloadRefused, json_body, public_reason, require_admin
+from .errors import NotReady, ReloadRefused, json_body, public_reason, require_admin, require_metrics_token
 from .logs import query_digest
 from .metrics import metrics_of
 from .openapi import DOCS_PAGE, openapi_document
@@ -114,6 +114,7 @@ def docs_page() -> ResponseReturnValue:
 
 @health.get("/metrics")
 def metrics() -> ResponseReturnValue:
+    require_metrics_token()
     return metrics_of(current_app).export()
 
 
