@@ -525,3 +525,22 @@ def test_fit_question_always_fits_the_budget(question: str, budget: int, passage
     assert len(prompt.text) <= budget
     assert one_line(question).startswith(one_line(asked))
     assert cut == (one_line(asked) != one_line(question))
+
+
+# Slow clients (issue #14, case 4): whatever mix of idle, slow-header and slow-body connections
+# is held open against the served stack's 4 threads, a normal request is answered.
+@settings(max_examples=4, deadline=None)
+@given(
+    count=st.integers(4, 24),
+    kinds=st.lists(st.sampled_from(["idle", "headers", "body"]), min_size=1, max_size=3, unique=True),
+)
+def test_slow_clients_never_starve_the_server(server: str, count: int, kinds: list[str]) -> None:
+    from urllib.parse import urlsplit
+
+    from rag_server.devserver import HostileClients, post_json
+
+    port = urlsplit(server).port
+    assert port is not None
+    with HostileClients(port, count, trickle=0.5, kinds=kinds):
+        status, body = post_json(server + "/v1/search", {"query": "dados pessoais", "strategy": "bm25"}, timeout=30)
+    assert status == 200 and body["hits"]

@@ -681,3 +681,21 @@ def test_case_18_every_digest_is_compared(monkeypatch: pytest.MonkeyPatch) -> No
     assert auth.matches_any(KEY.encode(), digests)
     assert len(calls) == 3  # no early exit on the first match
     assert not auth.matches_any(None, digests) and not auth.matches_any(b"", [auth.digest("")])
+
+
+# ----- 4. idle and slow connections hold no thread of the served stack -----
+
+
+def test_case_04_slow_and_idle_connections_do_not_starve_the_server(server: str) -> None:
+    from urllib.parse import urlsplit
+
+    from rag_server.devserver import HostileClients, post_json
+
+    port = urlsplit(server).port
+    assert port is not None
+    # 3 x 8 of each kind against 4 threads: on gunicorn's gthread worker, every normal request
+    # then waited for a thread until the client gave up.
+    with HostileClients(port, 24, trickle=0.5):
+        for _ in range(3):
+            status, body = post_json(server + "/v1/search", {"query": "consentimento", "strategy": "bm25"}, timeout=30)
+            assert status == 200 and body["hits"]

@@ -1,4 +1,4 @@
-"""The real thing: gunicorn serving the app on 127.0.0.1 (fixture `server` in conftest.py)."""
+"""The real thing: the served stack (waitress, as `make run`) on 127.0.0.1 (fixture `server`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _get(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
         return e.code, json.loads(e.read())
 
 
-def test_gunicorn_serves_search_and_ask(server: str) -> None:
+def test_the_server_serves_search_and_ask(server: str) -> None:
     status, ready = _get(server + "/readyz")
     assert status == 200 and ready["status"] == "ready"
     request = urllib.request.Request(

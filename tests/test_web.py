@@ -1,4 +1,4 @@
-"""The web page end to end: Debian's headless Chromium, driven by Playwright, against gunicorn.
+"""The web page end to end: Debian's headless Chromium, driven by Playwright, against the server.
 
 The browser is the system one (``/usr/bin/chromium``, installed by ``make browser``); Playwright
 never downloads one. Screenshots are kept in ``artifacts/screenshots/``.
