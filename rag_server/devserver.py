@@ -74,10 +74,12 @@ class LocalServer:
         cwd: Path | str | None = None,
         ready_timeout: float = 120,
         server: str = "waitress",
+        log_file: Path | None = None,
     ) -> None:
         if server not in SERVERS or (server == "waitress" and workers != 1):
             raise ValueError(f"server must be one of {SERVERS} (waitress: one process, workers=1)")
         self.server = server
+        self.log_file = log_file  # the server's stderr (its log) goes there; else a pipe read on failure
         self.index_root = Path(index_root)
         self.workers, self.threads = workers, threads
         self.env = {"RAG_INDEX_DIR": str(self.index_root), "RAG_LOG_LEVEL": "WARNING", **(env or {})}
@@ -101,13 +103,18 @@ class LocalServer:
         return [*command, "--bind", f"127.0.0.1:{self.port}", APP]
 
     def start(self) -> LocalServer:
-        self.proc = subprocess.Popen(
-            self.command(),
-            cwd=self.cwd,
-            env={**os.environ, **self.env},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        stderr: Any = self.log_file.open("ab") if self.log_file else subprocess.PIPE
+        try:
+            self.proc = subprocess.Popen(
+                self.command(),
+                cwd=self.cwd,
+                env={**os.environ, **self.env},
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        finally:
+            if self.log_file:
+                stderr.close()  # the child holds its own descriptor
         self.build_id = self._wait_ready()
         return self
 
@@ -121,7 +128,11 @@ class LocalServer:
             except (OSError, ValueError):
                 time.sleep(0.2)
         exited = self.proc.poll() is not None
-        detail = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr and exited else ""
+        detail = ""
+        if exited and self.proc.stderr:
+            detail = self.proc.stderr.read().decode(errors="replace")[-2000:]
+        elif exited and self.log_file:
+            detail = self.log_file.read_text(errors="replace")[-2000:]
         self.stop()
         raise RuntimeError(f"{self.server} did not become ready: " + detail)
 

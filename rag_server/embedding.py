@@ -103,6 +103,9 @@ class SentenceTransformerEncoder:
         from sentence_transformers import SentenceTransformer
 
         from .embedding_trace import TracedForward
+        from .jsonlog import adopt_library_loggers
+
+        adopt_library_loggers()  # a server's logs stay JSON lines once these libraries are imported
 
         if self._threads is not None:
             torch.set_num_threads(self._threads)

@@ -699,3 +699,56 @@ def test_case_04_slow_and_idle_connections_do_not_starve_the_server(server: str)
         for _ in range(3):
             status, body = post_json(server + "/v1/search", {"query": "consentimento", "strategy": "bm25"}, timeout=30)
             assert status == 200 and body["hits"]
+
+
+# ----- 17. the served log is JSON lines only -----
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    import json
+
+    entries = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"a log line is not JSON: {line[:300]!r}") from None
+        assert isinstance(entry, dict) and {"time", "level", "logger", "message"} <= set(entry), line
+        entries.append(entry)
+    return entries
+
+
+def test_case_17_the_served_log_is_json_lines_only(real_index: Path, tmp_path: Path) -> None:
+    from rag_server.devserver import LocalServer, post_json
+
+    log = tmp_path / "server.log"
+    # INFO: the server's own start lines and one access line per request; the warm-up loads the
+    # embedding model (whose loading drew a progress bar on this stream).
+    with LocalServer(real_index, threads=2, env={"RAG_LOG_LEVEL": "INFO"}, log_file=log) as server:
+        assert post_json(server.base + "/v1/search", {"query": "consentimento", "strategy": "dense"})[0] == 200
+        assert post_json(server.base + "/v1/search", {"query": "x", "k": 0})[0] == 400
+    entries = _json_lines(log.read_text(encoding="utf-8", errors="replace"))
+    loggers = {e["logger"] for e in entries}
+    assert "rag_server.access" in loggers and "waitress" in loggers, loggers
+
+
+def test_case_17_gunicorns_logs_use_the_same_formatter() -> None:
+    import subprocess
+    import sys
+
+    # In a process of its own: dictConfig closes every existing handler (pytest's too).
+    script = (
+        "import logging, logging.config\n"
+        "from rag_server import gunicorn_conf\n"
+        "logging.config.dictConfig(gunicorn_conf.logconfig_dict)\n"
+        "logging.getLogger('gunicorn.error').info('Booting worker with pid: %s', 1234)\n"
+        "logging.getLogger('gunicorn.access').info('127.0.0.1 - - \"GET /healthz HTTP/1.1\" 200')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True
+    )
+    entries = _json_lines(done.stderr)
+    assert [e["logger"] for e in entries] == ["gunicorn.error", "gunicorn.access"]
+    assert entries[0]["message"] == "Booting worker with pid: 1234"
