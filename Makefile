@@ -29,11 +29,11 @@ HOST    ?= 127.0.0.1
 PORT    ?= 8000
 THREADS ?= 4
 
-# Serve the API with gunicorn: one worker process (index and models loaded once), threads.
+# Serve the API with waitress (rag_server/serve.py): one process (index and models loaded once),
+# threads that only ever get complete requests, so slow or idle connections starve nothing.
 run: index
 	@echo "serving on http://$(HOST):$(PORT)  (try: curl -s -X POST http://$(HOST):$(PORT)/v1/ask -H 'Content-Type: application/json' -d '{\"question\": \"Qual o prazo para comunicar um incidente?\"}')"
-	RAG_INDEX_DIR=$(INDEX) $(VENV)/bin/gunicorn --workers 1 --threads $(THREADS) --bind $(HOST):$(PORT) \
-		--access-logfile - 'rag_server.api:create_app()'
+	RAG_INDEX_DIR=$(INDEX) $(PY) -m rag_server.serve --host $(HOST) --port $(PORT) --threads $(THREADS)
 
 # Answer the sample question from the command line (no server).
 ask: index

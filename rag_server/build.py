@@ -28,7 +28,7 @@ from .catalog import IndexCatalog
 from .chunking import DEFAULT_MAX_CHARS, Passage, chunk_document
 from .documents import corpus_checksum, load_corpus
 from .embedding import DEFAULT_MODEL, EmbeddingCache, Encoder, embedding_meta, make_encoder
-from .errors import BuildError
+from .errors import BuildError, IndexLoadError
 from .indexes import BM25Index, BM25Params, DenseIndex, KeywordIndex
 from .store import save_passages
 
@@ -136,8 +136,19 @@ def build_index(
             # that the next build clears).
             shutil.rmtree(temp, ignore_errors=True)
             raise
-        catalog.prune(config.keep_builds)
+        catalog.prune(config.keep_builds, verifies=_verifies)
     return BuildResult(build_id, final, manifest, encoded)
+
+
+def _verifies(build_dir: Path) -> bool:
+    """The build's manifest and every file's size and sha256 check out (what counts for --keep)."""
+    from .loader import read_manifest, verify_files  # the loader imports this module
+
+    try:
+        verify_files(build_dir, read_manifest(build_dir))
+    except IndexLoadError:
+        return False
+    return True
 
 
 def _progress(items: Sequence[Any], desc: str, config: BuildConfig) -> Any:

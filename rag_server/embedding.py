@@ -245,6 +245,9 @@ class SentenceTransformerEncoder(PrefixedEncoding):
         from sentence_transformers import SentenceTransformer
 
         from .embedding_trace import TracedForward
+        from .jsonlog import adopt_library_loggers
+
+        adopt_library_loggers()  # a server's logs stay JSON lines once these libraries are imported
 
         if self._threads is not None:
             torch.set_num_threads(self._threads)
@@ -324,6 +327,8 @@ class EmbeddingCache:
                 names = table.dtype.names or ()
                 if names != ("key", "vector") or table.dtype["vector"].ndim != 1:
                     raise ValueError("not an embedding cache")
+                if not np.isfinite(table["vector"]).all():
+                    raise ValueError("vectors that are not finite")
             except (ValueError, OSError, EOFError):
                 return  # a damaged cache is only a slower build
             self.dimension = int(table.dtype["vector"].shape[0])

@@ -53,6 +53,16 @@ class IndexLoadError(RagServerError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def public(self) -> str:
+        """The problem with the file named inside its build (``build <id>, dense/index.faiss:
+        …``), never the server's directories: what an HTTP client may be told."""
+        parts = Path(self.path).parts
+        if "builds" in parts[:-1]:
+            at = len(parts) - 1 - parts[::-1].index("builds")
+            inside = "/".join(parts[at + 2 :])
+            return f"build {parts[at + 1]}{', ' + inside if inside else ''}: {self.problem}"
+        return f"{Path(self.path).name}: {self.problem}"
+
 
 class ModelError(RagServerError):
     """An embedding model or generator checkpoint cannot be loaded."""

@@ -4,6 +4,11 @@ A :class:`RagPipeline` owns the served build, one retriever per strategy (create
 and shared), and the generator. :meth:`RagPipeline.reload` loads the newest complete build and
 swaps it in with a single reference assignment, so a request that already holds the old state
 finishes on it while new requests see the new one.
+
+A build is *servable* when it verifies and holds the indexes of the default strategy. A reload
+refuses any other build (the one served stays). A server starting (``fallback=True``) on a
+``CURRENT`` that is not servable serves the newest servable build instead and says so in
+:attr:`RagPipeline.notes` (on /readyz).
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from .answer import AnswerSource, clean_ending, follows, locate, pointer
+from .catalog import BuildLease, IndexCatalog
 from .embedding import DEFAULT_MODEL, Encoder, encoder_mismatch
+from .errors import IndexLoadError
 from .evidence import EvidenceSentence, EvidenceWeights, SentenceRanker, okapi_idf
 from .loader import IndexBuild
-from .prompt import DEFAULT_BUDGET, Citation, build_prompt, frame_size
-from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, Hit, Retriever, make_retriever
+from .prompt import DEFAULT_BUDGET, Citation, build_prompt, frame_size, one_line
+from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, REQUIRED_INDEXES, Hit, Retriever, make_retriever
 from .retrieval.base import Filters, check_k
 
 STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
@@ -83,6 +90,72 @@ class AskResult:
     build_id: str
     generator_id: str | None
     timings_ms: dict[str, float]
+    question_truncated: bool = False  # the prompt holds only the question's start (fit_question)
+
+
+def fit_question(question: str, budget: int) -> tuple[str, bool]:
+    """The question as a prompt of ``budget`` characters can hold it, and whether it was cut.
+
+    Whole when it fits the prompt frame; else its start, cut at a word boundary to half of the
+    room the frame leaves, so that the other half can still hold context. Any question the API
+    accepts (2,000 characters) thus gets an answer instead of a 400 asking the client to raise a
+    budget it cannot set. Retrieval and the evidence check still use the whole question."""
+    frame = len(build_prompt("x", [], budget=10**9).text) - 1  # the prompt around a question, no passages
+    room = budget - frame
+    asked = one_line(question)
+    if len(asked) <= room:
+        return question, False
+    keep = max(1, room // 2)
+    head = asked[:keep]
+    if not asked[keep].isspace() and " " in head:  # do not end inside a word
+        head = head[: head.rindex(" ")]
+    return head.rstrip(), True
+
+
+def check_servable(build: IndexBuild) -> IndexBuild:
+    """``build``, or IndexLoadError when it lacks an index the default strategy needs."""
+    missing = [name for name in REQUIRED_INDEXES[DEFAULT_STRATEGY] if getattr(build, name) is None]
+    if missing:
+        built_with = ",".join(str(n) for n in build.manifest.get("indexes", []))
+        raise IndexLoadError(
+            build.path,
+            f"cannot serve the default strategy {DEFAULT_STRATEGY!r}: the build has no {' or '.join(missing)} "
+            f"index (built with --indexes {built_with})",
+        )
+    return build
+
+
+def _open(catalog: IndexCatalog, build_dir: Path, lease: bool) -> _Served:
+    """Load a build that the default strategy can serve, leased first when ``lease`` (so that
+    pruning keeps it for as long as it is served)."""
+    held = catalog.lease(build_dir.name) if lease else None
+    try:
+        return _Served(check_servable(IndexBuild.load(build_dir)), lease=held)
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise
+
+
+def _open_servable(catalog: IndexCatalog, lease: bool) -> tuple[_Served, list[str]]:
+    """The build named in ``CURRENT`` when it is servable; else the newest build that is, with a
+    note saying why ``CURRENT`` was passed over. Raises the error of ``CURRENT`` when no build is
+    servable."""
+    try:
+        return _open(catalog, catalog.current_path(), lease), []
+    except IndexLoadError as exc:
+        refused = exc
+    current = catalog.current_id()
+    for build_id in reversed(catalog.build_ids()):
+        if build_id == current:
+            continue
+        try:
+            served = _open(catalog, catalog.builds_dir / build_id, lease)
+        except IndexLoadError:
+            continue
+        note = f"CURRENT names a build that cannot be served ({refused.public()}); serving {build_id} instead"
+        return served, [note]
+    raise refused
 
 
 @dataclass
@@ -92,6 +165,7 @@ class _Served:
     build: IndexBuild
     retrievers: dict[str, Retriever] = field(default_factory=dict)
     ranker: SentenceRanker | None = None
+    lease: BuildLease | None = None
 
 
 class RagPipeline:
@@ -104,9 +178,12 @@ class RagPipeline:
         prompt_budget: int = DEFAULT_BUDGET,
         evidence_weights: EvidenceWeights | None = None,
         point: bool = True,
+        serving: bool = False,
     ) -> None:
         """``support_threshold`` None: the one calibrated for the served build's embedding model
-        (:data:`SUPPORT_THRESHOLDS`), followed across reloads."""
+        (:data:`SUPPORT_THRESHOLDS`), followed across reloads. ``serving`` (a server): a CURRENT
+        that cannot serve the default strategy is passed over for the newest build that can, and
+        the served build is leased (never pruned)."""
         self.index_root = Path(index_root)
         self._encoder = encoder
         self.generator = generator  # rag_server.generator.Generator, or None: extractive answers
@@ -114,8 +191,14 @@ class RagPipeline:
         self.prompt_budget = prompt_budget
         self.evidence_weights = evidence_weights or EvidenceWeights()
         self.point = point  # start the answer with the best sentence's first words (rag_server.answer)
+        self.serving = serving
+        self._catalog = IndexCatalog(self.index_root)
         self._lock = threading.Lock()  # serialises retriever creation and reloads, not queries
-        self._state = _Served(IndexBuild.load(self.index_root))
+        self.notes: list[str] = []  # shown on /readyz
+        if serving:
+            self._state, self.notes = _open_servable(self._catalog, lease=True)
+        else:
+            self._state = _Served(IndexBuild.load(self.index_root))
 
     @property
     def build(self) -> IndexBuild:
@@ -123,23 +206,35 @@ class RagPipeline:
 
     def reload(self) -> str:
         """Load the newest complete build, warm it up, and switch to it; the old one keeps
-        serving until then."""
-        fresh = _Served(IndexBuild.load(self.index_root))
-        self._warm(fresh)
+        serving until then. A build that cannot serve the default strategy, or whose warm-up
+        search fails, is refused (IndexLoadError, or the warm-up's error) and nothing changes."""
+        fresh = _open(self._catalog, self._catalog.current_path(), lease=self.serving)
+        try:
+            self._warm(fresh, strict=True)
+        except BaseException:
+            if fresh.lease is not None:
+                fresh.lease.release()
+            raise
         with self._lock:
-            self._state = fresh
+            previous, self._state = self._state, fresh
+            self.notes = []
+        if previous.lease is not None:
+            previous.lease.release()  # requests still on the old build hold it in memory
         return fresh.build.build_id
 
-    def warm_up(self) -> None:
+    def warm_up(self, strict: bool = False) -> None:
         """One search with the default strategy, so that what it loads on first use (the
         embedding model and its trace, a few seconds) loads now rather than on a user's first
-        question. A failure is only logged: the same error will reach the request that needs it."""
-        self._warm(self._state)
+        question. A failure is only logged (the same error will reach the request that needs
+        it), or raised when ``strict``."""
+        self._warm(self._state, strict=strict)
 
-    def _warm(self, state: _Served, query: str = "proteção de dados pessoais") -> None:
+    def _warm(self, state: _Served, query: str = "proteção de dados pessoais", strict: bool = False) -> None:
         try:
             self.retriever(None, state).search(query, k=1)
-        except Exception as exc:  # a warm-up must never stop a start or a reload; requests will report it
+        except Exception as exc:  # a warm-up never stops a start; requests will report the error
+            if strict:
+                raise
             logging.getLogger("rag_server.pipeline").warning(
                 "warm-up search failed", extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}}
             )
@@ -251,7 +346,8 @@ class RagPipeline:
         budget = self.prompt_budget
         if self.generator is not None:
             max_new_chars, budget = self._window(question, ranked, max_new_chars)
-        prompt = build_prompt(question, hits, budget, evidence=[(e.passage, e.span) for e in ranked])
+        prompt_question, question_truncated = fit_question(question, budget)
+        prompt = build_prompt(prompt_question, hits, budget, evidence=[(e.passage, e.span) for e in ranked])
         timings["prompt"] = (time.perf_counter() - start) * 1000
 
         supported = bool(hits) and self.evidence(question, hits, state) >= self.threshold(state)
@@ -293,6 +389,7 @@ class RagPipeline:
             build_id=state.build.build_id,
             generator_id=getattr(self.generator, "checkpoint_id", None),
             timings_ms=timings,
+            question_truncated=question_truncated,
         )
 
     def threshold(self, state: _Served | None = None) -> float:

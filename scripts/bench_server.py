@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag_server.devserver import LocalServer
+from rag_server.devserver import SERVERS, LocalServer
 from rag_server.evaluation import load_project_questions
 from rag_server.generator import Generator
 from rag_server.generator.paths import PACKAGED_CHECKPOINT
@@ -235,14 +235,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="questions per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="concurrency-1 measurements per row")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads (one worker)")
+    parser.add_argument("--threads", type=int, default=4, help="server threads (one process)")
+    parser.add_argument("--server", choices=SERVERS, default=SERVERS[0], help="waitress (make run) or gunicorn")
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="/v1/search rows to run")
     parser.add_argument("--skip-ask", action="store_true", help="leave out the /v1/ask row")
     parser.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="HTTP client of the measurements")
     args = parser.parse_args()
 
     questions = [q.text for q in load_project_questions().queries]
-    server = LocalServer(args.index, threads=args.threads).start()
+    server = LocalServer(args.index, threads=args.threads, server=args.server).start()
     try:
         import torch
 
@@ -255,7 +256,7 @@ def main() -> None:
         client = CLIENTS[args.client](server.port)
         n = min(args.requests, len(questions))
         print(
-            f"machine: 2 vCPU; gunicorn 1 worker x {args.threads} threads; {n} questions per measurement; "
+            f"machine: 2 vCPU; {args.server} 1 process x {args.threads} threads; {n} questions per measurement; "
             f"{args.repeats} repeats; concurrency {args.concurrency} for throughput; client {args.client}"
         )
         print(

@@ -1,18 +1,21 @@
-"""Fuzz the HTTP API from its OpenAPI document against a real gunicorn server.
+"""Fuzz the HTTP API from its OpenAPI document against a real server (the served stack).
 
 1. Builds tests/fixtures/corpus with the real default embedding model into a temporary root.
-2. Starts gunicorn (1 worker, 4 threads) on 127.0.0.1 on a free port.
+2. Starts the server (waitress, as ``make run``; ``--server gunicorn``), 4 threads, on 127.0.0.1.
 3. Loads the schema with ``schemathesis.openapi.from_url(<server>/openapi.json)`` and, for every
    operation, runs up to --examples hypothesis-generated cases over real HTTP with the same
    checks as tests/test_openapi.py: every schemathesis check (no 5xx, status code, content type,
    headers and body conform to the document) except ``positive_data_acceptance`` (a schema-valid
    query can still be stop words only, which the API rightly refuses with 400 empty_query).
+   Meanwhile --slow-clients connections (default 16: idle, slow headers, slow body; see
+   ``rag_server.devserver.HostileClients``) stay open, so every case is also answered while
+   slow clients hold connections (issue #14, case 4).
 
 Prints the cases run per operation and every failure. Exit status 1 on any failure, or if fewer
 than --min-total cases ran in total.
 
 Usage:
-    .venv/bin/python scripts/fuzz_api.py [--examples 250] [--min-total 1000] [--seed 0]
+    .venv/bin/python scripts/fuzz_api.py [--examples 250] [--min-total 1000] [--seed 0] [--slow-clients 16]
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, seed, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from rag_server.devserver import LocalServer, report_checks
+from rag_server.devserver import SERVERS, HostileClients, LocalServer, report_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -102,19 +105,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=250, help="max generated cases per operation")
     parser.add_argument("--min-total", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--server", choices=SERVERS, default=SERVERS[0], help="waitress (make run) or gunicorn")
+    parser.add_argument("--slow-clients", type=int, default=16, help="hostile connections held open meanwhile")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="fuzz-api-"))
     index_root = tmp / "indexes"
     build = build_index(BuildConfig([CORPUS], index_root, progress=False))
-    server = LocalServer(index_root, threads=4, cwd=ROOT)
+    server = LocalServer(index_root, threads=4, cwd=ROOT, server=args.server)
     try:
         with server:
             print(
-                f"build {build.build_id}; gunicorn pid {server.pid} on {server.base} (1 worker x 4 threads) "
+                f"build {build.build_id}; {server.server} pid {server.pid} on {server.base} (4 threads) "
                 f"serving {server.build_id}"
             )
-            return fuzz(server.base, args)
+            with HostileClients(server.port, args.slow_clients) as hostile:
+                print(f"slow clients held open: {len(hostile.socks)}")
+                return fuzz(server.base, args)
     finally:
         print(f"server stopped (exit {server.proc.returncode if server.proc else None})")
         shutil.rmtree(tmp, ignore_errors=True)

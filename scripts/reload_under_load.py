@@ -1,7 +1,8 @@
-"""Switch builds under load: gunicorn serves searches while a new build is made and reloaded.
+"""Switch builds under load: the server serves searches while a new build is made and reloaded.
 
 1. Builds the corpus (real default embedding model) into a temporary index root.
-2. Starts gunicorn (1 worker, 4 threads) on 127.0.0.1 on a free port, RAG_ADMIN_TOKEN set.
+2. Starts the server (waitress as ``make run``, or ``--server gunicorn``; 4 threads) on 127.0.0.1
+   on a free port, RAG_ADMIN_TOKEN set.
 3. Client threads POST /v1/search (strategy bm25) until --requests are done. Meanwhile a copy
    of the corpus is edited (its checksum changes), built into the same root, and
    POST /v1/admin/reload switches the server to it while the clients keep going. (Requests
@@ -41,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from rag_server.build import BuildConfig, build_index  # noqa: E402
-from rag_server.devserver import LocalServer, post_json, report_checks  # noqa: E402
+from rag_server.devserver import SERVERS, LocalServer, post_json, report_checks  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 QUERIES = [
@@ -76,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--server", choices=SERVERS, default=SERVERS[0], help="waitress (make run) or gunicorn")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="reload-under-load-"))
@@ -84,10 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     first = build_index(BuildConfig([args.corpus.resolve()], index_root, progress=False))
     print(f"first build {first.build_id} ({time.perf_counter() - started:.1f} s) in {index_root}")
-    server = LocalServer(index_root, threads=4, env={"RAG_ADMIN_TOKEN": token}, cwd=ROOT)
+    server = LocalServer(index_root, threads=4, env={"RAG_ADMIN_TOKEN": token}, cwd=ROOT, server=args.server)
     try:
         with server:
-            print(f"gunicorn pid {server.pid} on {server.base} (1 worker, 4 threads) serving {server.build_id}")
+            print(f"{server.server} pid {server.pid} on {server.base} (4 threads) serving {server.build_id}")
             return run_load(args, server.base, token, tmp, index_root, first.build_id)
     finally:
         print(f"server stopped (exit {server.proc.returncode if server.proc else None})")

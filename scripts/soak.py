@@ -36,7 +36,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from rag_server.build import BuildConfig, build_index  # noqa: E402
-from rag_server.devserver import LocalServer, post_json, report_checks  # noqa: E402
+from rag_server.devserver import SERVERS, LocalServer, post_json, report_checks  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 SAMPLE_EVERY_S = 10.0
@@ -59,7 +59,7 @@ CALLS: list[tuple[str, str]] = [
 
 
 def server_pids(master: int) -> list[int]:
-    """The gunicorn master and its direct children (the workers)."""
+    """The server process and its direct children (gunicorn's workers; waitress has none)."""
     pids = [master]
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -160,7 +160,7 @@ def run_load(base: str, master: int, args: argparse.Namespace) -> int:
         print(f"  {key}: {count}")
     for error in errors[:10]:
         print(f"  error: {error}")
-    print(f"RSS (gunicorn master + workers), every {SAMPLE_EVERY_S:.0f} s:")
+    print(f"RSS (server process + its children), every {SAMPLE_EVERY_S:.0f} s:")
     for t, rss in samples:
         print(f"  t={t:6.1f} s  {rss / 2**20:8.1f} MiB{'  (warm-up)' if t < args.warmup else ''}")
     post_warmup = [rss for t, rss in samples if t >= args.warmup]
@@ -185,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before the RSS baseline")
+    parser.add_argument("--server", choices=SERVERS, default=SERVERS[0], help="waitress (make run) or gunicorn")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="soak-"))
@@ -192,11 +193,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     build = build_index(BuildConfig([CORPUS], index_root, progress=False))
     print(f"build {build.build_id} ({time.perf_counter() - started:.1f} s) in {index_root}")
-    server = LocalServer(index_root, workers=WORKERS, threads=THREADS, cwd=ROOT)
+    server = LocalServer(index_root, workers=WORKERS, threads=THREADS, cwd=ROOT, server=args.server)
     try:
         with server:
             print(
-                f"gunicorn pid {server.pid} on {server.base} ({WORKERS} worker x {THREADS} threads) "
+                f"{server.server} pid {server.pid} on {server.base} ({WORKERS} process x {THREADS} threads) "
                 f"serving {server.build_id}"
             )
             return run_load(server.base, server.pid, args)

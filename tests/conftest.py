@@ -87,7 +87,7 @@ def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
 
 
-# ----- a real server: gunicorn on 127.0.0.1 over a build made with the real embedding model -----
+# ----- a real server: the served stack (waitress) on 127.0.0.1 over a build with the real model -----
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +100,8 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(real_index: Path):  # type: ignore[no-untyped-def]
-    """Base URL of gunicorn serving ``create_app()`` over ``real_index``; shared by the session."""
+    """Base URL of the server of ``make run`` (``python -m rag_server.serve``) over ``real_index``;
+    shared by the session."""
     from rag_server.devserver import LocalServer
 
     try:

@@ -116,7 +116,7 @@ def test_transport_errors(client) -> None:  # type: ignore[no-untyped-def]
         _error(client.post("/v1/search", data="query=x", content_type="text/plain"))["code"] == "unsupported_media_type"
     )
     r = client.post("/v1/search", data="{not json", content_type="application/json")
-    assert r.status_code == 400 and _error(r)["code"] == "bad_request"
+    assert r.status_code == 400 and _error(r)["code"] == "invalid_json"
     r = client.post("/v1/search", data=json.dumps({"query": "x" * 70_000}), content_type="application/json")
     assert r.status_code == 413 and _error(r)["code"] == "request_entity_too_large"
     assert _error(client.get("/v1/nope"))["code"] == "not_found"

@@ -430,3 +430,117 @@ def test_api_never_fails_with_a_server_error(client: Any, request: tuple[str, An
 def test_api_rejects_malformed_json_with_a_client_error(client: Any, path: str, data: bytes) -> None:
     response = client.post(path, data=data, content_type="application/json")
     _check_response(response)
+
+
+# Deep nesting (issue #14, case 1): orjson stops at 1024 levels and the standard library's
+# recursive parser then raises RecursionError; every depth must give a JSON 4xx.
+_OPENERS = st.sampled_from(["[", '{"a":', '{"question":', '{"messages":'])
+
+
+@st.composite
+def nested_bodies(draw: st.DrawFn) -> str:
+    opener = draw(_OPENERS)
+    depth = draw(st.integers(1000, 40_000))
+    closer = {"[": "]"}.get(opener, "}")
+    inner = draw(st.sampled_from(["", "1", '"x"', "[]", "{}"]))
+    closed = draw(st.booleans())
+    return opener * depth + inner + (closer * depth if closed else "")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(path=st.sampled_from(list(_MODELS)), body=nested_bodies())
+@example(path="/v1/ask", body='{"question":' + "[" * 1100 + "]" * 1100 + "}")
+@example(path="/v1/ask", body="[" * 30000)
+def test_api_deep_nesting_is_a_client_error(client: Any, path: str, body: str) -> None:
+    response = client.post(path, data=body, content_type="application/json")
+    _check_response(response)
+    assert response.status_code in (400, 413)  # 413 when the body is over the 64 KiB limit
+
+
+# Lone surrogates (issue #14, case 2): escaped by json.dumps or sent as raw (surrogatepass)
+# bytes, anywhere in a body; the standard library accepts them, the API must refuse them.
+_WITH_SURROGATE = st.lists(st.characters(categories=["Cs"]) | st.text(max_size=5), min_size=1, max_size=6).map("".join)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    path=st.sampled_from(list(_MODELS)),
+    text=_WITH_SURROGATE,
+    where=st.sampled_from(["query", "question", "message", "key"]),
+    raw=st.booleans(),
+    stream=st.booleans(),
+)
+def test_api_lone_surrogates_are_a_client_error(  # type: ignore[no-untyped-def]
+    client, path: str, text: str, where: str, raw: bool, stream: bool
+) -> None:
+    body: Any = {"query": text} if where == "query" else {"question": text}
+    if where == "message":
+        body = {"messages": [{"role": "user", "content": text}], "stream": stream}
+    elif where == "key":
+        body = {"messages": [{"role": "user", "content": "dados"}], text: 1}
+    data = json.dumps(body, ensure_ascii=not raw).encode("utf-8", "surrogatepass")
+    response = client.post(path, data=data, content_type="application/json")
+    _check_response(response)
+    response.get_data()  # drain a stream
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        assert response.status_code == 400
+
+
+# Metric labels (issue #14, case 3): any method token a client sends, on any path, adds no
+# label value outside the known sets.
+_TOKEN = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~", min_size=1)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=_TOKEN | st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT"]), path=st.sampled_from(
+    ["/v1/ask", "/v1/search", "/healthz", "/metrics", "/", "/web/app.js", "/nowhere"]
+))
+def test_metric_labels_stay_bounded_whatever_the_method(client: Any, method: str, path: str) -> None:
+    import re
+
+    from rag_server.api.metrics import METHODS, OTHER, STATUSES
+
+    response = client.open(path, method=method)
+    assert response.status_code < 500
+    text = client.get("/metrics").get_data(as_text=True)
+    assert set(re.findall(r'method="([^"]*)"', text)) <= METHODS | {OTHER}
+    assert set(re.findall(r'status="([^"]*)"', text)) <= STATUSES | {OTHER}
+    assert set(re.findall(r'endpoint="([^"]*)"', text)) <= {r.rule for r in client.application.url_map.iter_rules()} | {
+        "unmatched"
+    }
+
+
+# Over-long questions (issue #14, case 10): what fit_question leaves always fits the budget,
+# and is the start of the flattened question.
+@settings(max_examples=150, deadline=None)
+@given(question=FUZZ_TEXT, budget=st.integers(45, 3000), passages=st.lists(_PASSAGES, max_size=3))
+def test_fit_question_always_fits_the_budget(question: str, budget: int, passages: list[Passage]) -> None:
+    from rag_server.pipeline import fit_question
+
+    asked, cut = fit_question(question, budget)
+    if not one_line(question):
+        return
+    hits = [Hit(rank=i, score=1.0, passage=p) for i, p in enumerate(passages, start=1)]
+    prompt = build_prompt(asked, hits, budget)
+    assert len(prompt.text) <= budget
+    assert one_line(question).startswith(one_line(asked))
+    assert cut == (one_line(asked) != one_line(question))
+
+
+# Slow clients (issue #14, case 4): whatever mix of idle, slow-header and slow-body connections
+# is held open against the served stack's 4 threads, a normal request is answered.
+@settings(max_examples=4, deadline=None)
+@given(
+    count=st.integers(4, 24),
+    kinds=st.lists(st.sampled_from(["idle", "headers", "body"]), min_size=1, max_size=3, unique=True),
+)
+def test_slow_clients_never_starve_the_server(server: str, count: int, kinds: list[str]) -> None:
+    from urllib.parse import urlsplit
+
+    from rag_server.devserver import HostileClients, post_json
+
+    port = urlsplit(server).port
+    assert port is not None
+    with HostileClients(port, count, trickle=0.5, kinds=kinds):
+        status, body = post_json(server + "/v1/search", {"query": "dados pessoais", "strategy": "bm25"}, timeout=30)
+    assert status == 200 and body["hits"]

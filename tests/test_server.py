@@ -1,4 +1,4 @@
-"""The real thing: gunicorn serving the app on 127.0.0.1 (fixture `server` in conftest.py)."""
+"""The real thing: the served stack (waitress, as `make run`) on 127.0.0.1 (fixture `server`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def _get(url: str) -> tuple[int, dict]:  # type: ignore[type-arg]
         return e.code, json.loads(e.read())
 
 
-def test_gunicorn_serves_search_and_ask(server: str) -> None:
+def test_the_server_serves_search_and_ask(server: str) -> None:
     status, ready = _get(server + "/readyz")
     assert status == 200 and ready["status"] == "ready"
     request = urllib.request.Request(
@@ -31,7 +31,7 @@ def test_gunicorn_serves_search_and_ask(server: str) -> None:
     bad = urllib.request.Request(server + "/v1/ask", data=b"{oops", headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(bad, timeout=10)
-    assert err.value.code == 400 and json.loads(err.value.read())["error"]["code"] == "bad_request"
+    assert err.value.code == 400 and json.loads(err.value.read())["error"]["code"] == "invalid_json"
 
 
 def test_openai_client_non_streaming_and_streaming(server: str) -> None:

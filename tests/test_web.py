@@ -1,4 +1,4 @@
-"""The web page end to end: Debian's headless Chromium, driven by Playwright, against gunicorn.
+"""The web page end to end: Debian's headless Chromium, driven by Playwright, against the server.
 
 The browser is the system one (``/usr/bin/chromium``, installed by ``make browser``); Playwright
 never downloads one. Screenshots are kept in ``artifacts/screenshots/``.
@@ -208,3 +208,44 @@ def test_page_is_self_contained(server: str) -> None:
             assert r.status == 200
             body = r.read().decode()
         assert "http://" not in body and "https://" not in body and "@import" not in body
+
+
+def test_the_page_asks_for_the_api_key_when_the_server_requires_one(browser: Any, tmp_path: Path) -> None:
+    """RAG_API_KEYS on (issue #14, case 18): the page asks for the key once, then works with it."""
+    import threading
+
+    from conftest import FIXTURES, FakeEncoder
+    from werkzeug.serving import make_server
+
+    from rag_server.api import create_app
+    from rag_server.build import BuildConfig, build_index
+    from rag_server.pipeline import RagPipeline
+
+    encoder = FakeEncoder()
+    build_index(BuildConfig([FIXTURES / "corpus"], tmp_path / "indexes", progress=False), encoder=encoder)
+    pipeline = RagPipeline(tmp_path / "indexes", encoder=encoder, support_threshold=0.0)
+    app = create_app({"PIPELINE": pipeline, "API_KEYS": "page-key-123"})
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_port}"
+    context = browser.new_context(locale="en-US")
+    try:
+        context.set_default_timeout(TIMEOUT_MS)
+        p = context.new_page()
+        asked: list[str] = []
+
+        def answer(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept("page-key-123")
+
+        p.on("dialog", answer)
+        p.goto(base + "/")
+        p.wait_for_selector("#strategy option:checked", state="attached")
+        assert len(asked) == 1 and "API key" in asked[0]
+        _ask(p, ON_TOPIC)
+        assert p.is_hidden("#error"), p.text_content("#error")
+        assert (p.text_content("#answer") or "").strip()
+        assert len(asked) == 1  # the key is kept for the tab
+    finally:
+        context.close()
+        httpd.shutdown()

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response, g, request
 
@@ -19,7 +20,7 @@ from ..errors import RagServerError
 from ..generator.paths import PACKAGED_CHECKPOINT
 from ..pipeline import RagPipeline
 from ..web import web
-from . import errors, logs
+from . import auth, errors, logs
 from .chat import chat
 from .json_provider import JsonProvider
 from .metrics import Metrics
@@ -37,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "TORCH_THREADS": 1,  # RAG_TORCH_THREADS: one per worker (latency jumps 10-80x with more)
     "ADMIN_TOKEN": "",  # RAG_ADMIN_TOKEN: bearer token of /v1/admin/reload; empty disables it
     "RATE_LIMIT": "",  # RAG_RATE_LIMIT: per-client limit such as "60/minute"; empty = off
+    "API_KEYS": "",  # RAG_API_KEYS: keys, sha256:<digest> entries or @<file of digests>; empty = open
+    "METRICS_TOKEN": "",  # RAG_METRICS_TOKEN: bearer token of /metrics; empty = open
 }
 _ENV = {
     "INDEX_DIR": ("RAG_INDEX_DIR", str),
@@ -47,6 +50,8 @@ _ENV = {
     "TORCH_THREADS": ("RAG_TORCH_THREADS", int),
     "ADMIN_TOKEN": ("RAG_ADMIN_TOKEN", str),
     "RATE_LIMIT": ("RAG_RATE_LIMIT", str),
+    "API_KEYS": ("RAG_API_KEYS", str),
+    "METRICS_TOKEN": ("RAG_METRICS_TOKEN", str),
 }
 
 
@@ -62,6 +67,8 @@ def load_settings(test_config: dict[str, Any] | None) -> dict[str, Any]:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(load_settings(test_config))
+    # "/web//etc/passwd" is a 404, not a redirect to a URL built from the client's Host header.
+    app.url_map.merge_slashes = False
     app.json = JsonProvider(app)  # orjson; keys keep their order, text is UTF-8, not \u escapes
     log = logs.configure(app.config["LOG_LEVEL"])
 
@@ -83,9 +90,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     except RagServerError as exc:
         # Serve /healthz and a 503 /readyz rather than crash: the operator sees why.
         app.extensions["rag_pipeline"] = None
-        app.extensions["rag_load_error"] = str(exc)
+        app.extensions["rag_load_error"] = errors.public_reason(exc)  # for clients: no server paths
         log.error("index not loaded", extra={"fields": {"error": str(exc)}})
 
+    app.extensions["rag_make_pipeline"] = lambda: _make_pipeline(app.config)  # a reload of a server not ready
+    app.extensions["rag_reload_lock"] = threading.Lock()
+    # Parsed before anything is served: a key setting that cannot be read stops the start.
+    app.extensions["rag_api_keys"] = auth.parse_api_keys(str(app.config.get("API_KEYS") or ""))
     app.extensions["rag_metrics"] = Metrics()
     errors.register(app)
     app.register_blueprint(v1)
@@ -96,6 +107,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     access_log = logging.getLogger("rag_server.access")
     metrics: Metrics = app.extensions["rag_metrics"]
+    error_codes = errors.known_error_codes()
 
     # These two hooks run on every request, right after the query encoder has flushed the CPU
     # caches: they are kept short (docs/BENCHMARKS.md, "HTTP server").
@@ -104,19 +116,25 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         g.request_id = logs.request_id(request.headers.get("X-Request-ID"))
         g.started = time.perf_counter()
         g.log_fields = {}
+        if request.path.startswith("/v1/"):
+            errors.require_api_key()
 
     @app.after_request
     def _finish(response: Response) -> Response:
         request_id = g.get("request_id", "")
         response.headers["X-Request-ID"] = request_id
+        if "Location" in response.headers:  # any redirect stays on this server, whatever Host says
+            response.headers["Location"] = relative_location(response.headers["Location"])
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
         status = response.status_code
         # Label by route pattern, not raw path: unknown paths must not create new series.
         rule = request.url_rule
         metrics.observe_request(rule.rule if rule is not None else "unmatched", request.method, status, seconds)
         if status >= 400 and response.is_json:
-            body = response.get_json(silent=True) or {}
-            metrics.errors.labels(str(body.get("error", {}).get("code", status))).inc()
+            body = response.get_json(silent=True)
+            error = body.get("error") if isinstance(body, dict) else None
+            code = error.get("code") if isinstance(error, dict) else None
+            metrics.observe_error(code if isinstance(code, str) else str(status), error_codes)
         if access_log.isEnabledFor(logging.INFO):
             fields = {
                 "request_id": request_id,
@@ -132,17 +150,30 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+def relative_location(location: str) -> str:
+    """``location`` without scheme and host (Werkzeug builds those from the request's Host
+    header), and with one leading slash, so that it can never name another site."""
+    parts = urlsplit(location)
+    if not (parts.scheme or parts.netloc or location.startswith("/")):
+        return location  # already relative to the current path
+    return urlunsplit(("", "", "/" + parts.path.lstrip("/"), parts.query, parts.fragment))
+
+
 def _rate_limit(app: Flask, exempt: Any) -> None:
-    """Optional per-client-address limit (Flask-Limiter, in-memory, so per worker process).
-    Health, readiness and metrics stay exempt for probes; a 429 goes through the JSON
-    HTTPException handler in errors.py like any other HTTP error."""
+    """Optional per-client-address limit (Flask-Limiter, in-memory, so per worker process): one
+    budget per address shared by every route (an application limit; a default limit would give
+    each route its own). Health, readiness and metrics stay exempt for probes; a 429 goes
+    through the JSON HTTPException handler in errors.py like any other HTTP error and carries
+    Retry-After (and the X-RateLimit-* headers on every limited response)."""
     limit = str(app.config.get("RATE_LIMIT") or "").strip()
     if not limit:
         return
     from flask_limiter import Limiter
     from flask_limiter.util import get_remote_address
 
-    limiter = Limiter(get_remote_address, app=app, default_limits=[limit], storage_uri="memory://")
+    limiter = Limiter(
+        get_remote_address, app=app, application_limits=[limit], storage_uri="memory://", headers_enabled=True
+    )
     limiter.exempt(exempt)
     app.extensions["rag_limiter"] = limiter
 
@@ -158,4 +189,10 @@ def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
     from ..generator import load_generator
 
     generator = load_generator(config["GENERATOR_CHECKPOINT"])
-    return RagPipeline(config["INDEX_DIR"], generator=generator, support_threshold=config["SUPPORT_THRESHOLD"])
+    return RagPipeline(
+        config["INDEX_DIR"],
+        encoder=config.get("ENCODER"),  # tests give a fake one; None: each build's own model
+        generator=generator,
+        support_threshold=config["SUPPORT_THRESHOLD"],
+        serving=True,
+    )

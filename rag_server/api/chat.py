@@ -75,6 +75,7 @@ def completions() -> ResponseReturnValue:
         "source": source_dict(result),
         "supported": result.supported,
         "build_id": result.build_id,
+        "question_truncated": result.question_truncated,
     }
     if body.stream:
         return Response(

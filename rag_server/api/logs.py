@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import os
 import re
 import secrets
 import sys
 import uuid
-from typing import Any
+
+from ..jsonlog import JsonFormatter
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _KEY = (os.environ.get("RAG_LOG_HASH_KEY") or secrets.token_hex(32)).encode()
@@ -32,20 +32,6 @@ def request_id(incoming: str | None) -> str:
     if incoming and _REQUEST_ID.match(incoming):
         return incoming
     return uuid.uuid4().hex
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info and record.levelno >= logging.ERROR:
-            entry["error_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-        return json.dumps(entry, ensure_ascii=False)
 
 
 def configure(level: str = "INFO") -> logging.Logger:

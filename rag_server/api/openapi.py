@@ -41,6 +41,8 @@ _HIT = {
         "doc_type": {"type": "string"},
         "section": {"type": "string"},
         "text": {"type": "string"},
+        # /v1 needs an API key (bearer) when the server sets RAG_API_KEYS; without it, none.
+        "security": [{"bearer": []}, {}],
         "components": {"type": "object", "additionalProperties": _COMPONENTS_SCORE},
     },
 }
@@ -92,7 +94,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     reasons = {
         400: "Invalid request",
-        401: "Missing or wrong bearer token",
+        401: "Missing or wrong bearer token (API key, admin or metrics token)",
         404: "Not found",
         405: "Method not allowed",
         413: "Body too large",
@@ -112,7 +114,12 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "rag_server",
             "version": __version__,
-            "description": "Retrieval-augmented answers about the LGPD and AI infrastructure, with citations.",
+            "description": (
+                "Retrieval-augmented answers about the LGPD and AI infrastructure, with citations. "
+                "Request types are strict on every endpoint: each value must have the JSON type given "
+                "here (no string is read as a number, no boolean as a number, no number as a boolean; "
+                "an integer is a valid number)."
+            ),
         },
         "paths": {
             "/v1/search": {
@@ -135,7 +142,7 @@ def openapi_document() -> dict[str, Any]:
                                 }
                             ),
                         },
-                        **_errors(400, 413, 415, 503),
+                        **_errors(400, 401, 413, 415, 503),
                     },
                 }
             },
@@ -161,11 +168,17 @@ def openapi_document() -> dict[str, Any]:
                                         "build_id": {"type": "string"},
                                         "generator_id": {"type": ["string", "null"]},
                                         "timings_ms": _TIMINGS,
+                                        "question_truncated": {
+                                            "type": "boolean",
+                                            "description": "the prompt holds only the question's start "
+                                            "(at a word boundary): a question of any accepted length "
+                                            "is answered",
+                                        },
                                     },
                                 }
                             ),
                         },
-                        **_errors(400, 413, 415, 503),
+                        **_errors(400, 401, 413, 415, 503),
                     },
                 }
             },
@@ -195,20 +208,23 @@ def openapi_document() -> dict[str, Any]:
                                 },
                             },
                         },
-                        **_errors(400, 413, 415, 503),
+                        **_errors(400, 401, 413, 415, 503),
                     },
                 }
             },
             "/v1/strategies": {
                 "get": {
                     "summary": "Retrieval strategies",
-                    "responses": {"200": {"description": "Strategies", **_json({"type": "object"})}},
+                    "responses": {"200": {"description": "Strategies", **_json({"type": "object"})}, **_errors(401)},
                 }
             },
             "/v1/index": {
                 "get": {
                     "summary": "The served build's manifest",
-                    "responses": {"200": {"description": "Manifest", **_json({"type": "object"})}, **_errors(503)},
+                    "responses": {
+                        "200": {"description": "Manifest", **_json({"type": "object"})},
+                        **_errors(401, 503),
+                    },
                 }
             },
             "/v1/admin/reload": {
@@ -224,12 +240,14 @@ def openapi_document() -> dict[str, Any]:
             "/healthz": {
                 "get": {
                     "summary": "Liveness",
+                    "security": [],
                     "responses": {"200": {"description": "Alive", **_json({"type": "object"})}},
                 }
             },
             "/readyz": {
                 "get": {
                     "summary": "Readiness",
+                    "security": [],
                     "responses": {
                         "200": {"description": "Ready", **_json({"type": "object"})},
                         "503": {"description": "Not ready", **_json({"type": "object"})},
@@ -238,16 +256,20 @@ def openapi_document() -> dict[str, Any]:
             },
             "/metrics": {
                 "get": {
-                    "summary": "Prometheus metrics",
+                    "summary": "Prometheus metrics (bearer RAG_METRICS_TOKEN when it is set)",
+                    "security": [{"bearer": []}, {}],
                     "responses": {
                         "200": {
                             "description": "Text exposition format",
                             "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
+                        },
+                        **_errors(401),
                     },
                 }
             },
         },
+        # /v1 needs an API key (bearer) when the server sets RAG_API_KEYS; without it, none.
+        "security": [{"bearer": []}, {}],
         "components": {
             "schemas": {"SearchRequest": search, "AskRequest": ask, "ChatRequest": chat, "Error": _ERROR, **defs},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

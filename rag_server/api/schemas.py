@@ -1,11 +1,16 @@
 """Request bodies, validated with pydantic: wrong types, missing fields, unknown fields and
-out-of-range values become one clear 400 error before any work is done."""
+out-of-range values become one clear 400 error before any work is done.
+
+One rule for types, on every field of every endpoint: strict. A value must have the JSON type
+the OpenAPI document gives it: no string is read as a number ("0.5", "3"), no boolean as a
+number (true), no number as a boolean (1) or a string; an integer is accepted where a number is
+expected, as JSON Schema's "number" includes the integers."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ..pipeline import DEFAULT_ASK_K, DEFAULT_MAX_NEW_CHARS
 from ..retrieval import MAX_K
@@ -20,7 +25,7 @@ FilterValue = str | list[str]
 
 
 class Filters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     language: FilterValue | None = None
     doc_type: FilterValue | None = None
@@ -33,16 +38,16 @@ class Filters(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     query: Text
     strategy: Strategy | None = None
-    k: int = Field(default=10, ge=1, le=MAX_K, strict=True)
+    k: int = Field(default=10, ge=1, le=MAX_K)
     filters: Filters | None = None
 
 
 class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     question: Text
     strategy: Strategy | None = None
@@ -60,21 +65,48 @@ class AskRequest(BaseModel):
         return filters
 
 
+class TextPart(BaseModel):
+    """A content part of a chat message (OpenAI's ``{"type": "text", "text": …}``); only text
+    parts are understood, any other type is refused with a clear 400."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    type: Literal["text"]
+    text: str
+
+
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     role: Literal["system", "user", "assistant", "developer", "tool"]
-    content: str | None = None
+    content: str | list[TextPart] | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            for i, part in enumerate(value):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind != "text":
+                    shown = kind if isinstance(kind, str) else type(part).__name__
+                    raise ValueError(f"content part {i} is {shown!r}: only text parts are supported")
+        return value
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(part.text for part in self.content)
+        return self.content or ""
 
 
 class ChatRequest(BaseModel):
     """OpenAI-compatible chat request; fields the server does not use are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str = "rag_server"
     messages: list[ChatMessage] = Field(min_length=1, max_length=100)
-    stream: bool = False
+    stream: bool = False  # true or false, never "yes"
+    n: int | None = Field(default=None, ge=1, le=1, description="only one choice is made")
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=1000)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=1000)
@@ -84,8 +116,8 @@ class ChatRequest(BaseModel):
 
     def question(self) -> str:
         for message in reversed(self.messages):
-            if message.role == "user" and message.content and message.content.strip():
-                text = message.content.strip()
+            if message.role == "user" and message.text().strip():
+                text = message.text().strip()
                 if len(text) > MAX_QUESTION_CHARS:
                     raise ValueError(f"the last user message exceeds {MAX_QUESTION_CHARS} characters")
                 return text

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify
@@ -9,12 +12,13 @@ from flask.typing import ResponseReturnValue
 
 from ..pipeline import STRATEGY_DESCRIPTIONS, AskResult, RagPipeline
 from ..retrieval import DEFAULT_STRATEGY
-from .errors import NotReady, json_body, require_admin
+from .errors import NotReady, ReloadRefused, json_body, public_reason, require_admin, require_metrics_token
 from .logs import query_digest
 from .metrics import metrics_of
 from .openapi import DOCS_PAGE, openapi_document
 from .schemas import AskRequest, SearchRequest
 
+log = logging.getLogger("rag_server.api")
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
 health = Blueprint("health", __name__)
 
@@ -93,6 +97,7 @@ def ask() -> ResponseReturnValue:
         "build_id": r.build_id,
         "generator_id": r.generator_id,
         "timings_ms": r.timings_ms,
+        "question_truncated": r.question_truncated,
     }
     return jsonify(payload)
 
@@ -108,6 +113,9 @@ def strategies() -> ResponseReturnValue:
 def index_manifest() -> ResponseReturnValue:
     manifest = dict(pipeline().build.manifest)
     manifest.pop("corpus_dirs", None)  # server paths are not the client's business
+    if isinstance(manifest.get("embedding"), dict):  # a model given as a path: its name only
+        model = str(manifest["embedding"].get("model", ""))
+        manifest["embedding"] = {**manifest["embedding"], "model": model.rstrip("/").rsplit("/", 1)[-1]}
     return jsonify(manifest)
 
 
@@ -123,6 +131,7 @@ def docs_page() -> ResponseReturnValue:
 
 @health.get("/metrics")
 def metrics() -> ResponseReturnValue:
+    require_metrics_token()
     return metrics_of(current_app).export()
 
 
@@ -140,19 +149,48 @@ def readyz() -> ResponseReturnValue:
     warmed = current_app.extensions.get("rag_warmed")
     if warmed is not None and not warmed.is_set():
         return jsonify(status="not_ready", reason="loading the embedding model (warm-up search)"), 503
+    warnings = [*found.warnings(), *found.notes]
+    last_reload = current_app.extensions.get("rag_last_reload")
+    if last_reload and last_reload["status"] == "refused":
+        warnings.append(f"the last reload was refused: {last_reload['reason']}")
     return jsonify(
         status="ready",
         build_id=found.build.build_id,
         generator=getattr(found.generator, "checkpoint_id", None),
-        warnings=found.warnings(),
+        warnings=warnings,
+        last_reload=last_reload,
     )
 
 
 @v1.post("/admin/reload")
 def admin_reload() -> ResponseReturnValue:
-    """Switch to the newest complete build; in-flight requests finish on the old one."""
+    """Switch to the build named in CURRENT; in-flight requests finish on the old one. A build
+    that cannot be served is refused with the reason (here and on /readyz). A server that
+    serves nothing (it started on a bad build) loads the newest servable build."""
     require_admin()
-    found = pipeline()
-    previous = found.build.build_id
-    current = found.reload()
+    app = current_app
+    with app.extensions["rag_reload_lock"]:
+        found: RagPipeline | None = app.extensions.get("rag_pipeline")
+        previous = found.build.build_id if found is not None else None
+        try:
+            if found is None:
+                fresh: RagPipeline = app.extensions["rag_make_pipeline"]()
+                fresh.warm_up(strict=True)
+                current = fresh.build.build_id
+                app.extensions["rag_pipeline"] = fresh
+                app.extensions.pop("rag_load_error", None)
+                app.extensions.setdefault("rag_warmed", threading.Event()).set()
+            else:
+                current = found.reload()
+        except Exception as exc:  # any failure of a reload leaves the served build in place
+            reason = public_reason(exc)
+            log.error("reload refused", extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}})
+            app.extensions["rag_last_reload"] = {"status": "refused", "reason": reason, "at": _now()}
+            serving = f"still serving build {previous}" if previous else "no build is served"
+            raise ReloadRefused(f"reload refused: {reason}; {serving}") from None
+        app.extensions["rag_last_reload"] = {"status": "ok", "build_id": current, "at": _now()}
     return jsonify(previous_build_id=previous, build_id=current, changed=previous != current)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

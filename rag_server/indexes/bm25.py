@@ -103,7 +103,7 @@ class BM25Index(sparse.PostingsIndex):
     def load(cls, directory: Path) -> BM25Index:
         params = sparse.load_params(directory, cls.kind, VERSION)
         matrix = _load_matrix(directory)
-        weights = sparse.load_array(directory, "weights")
+        weights = sparse.check_values(directory / "weights.npy", sparse.load_array(directory, "weights"), "f")
         if weights.shape != matrix.doc_ids.shape:
             raise IndexLoadError(directory / "weights.npy", "length differs from doc_ids.npy")
         if matrix.n_docs != params.get("n_docs"):

@@ -144,4 +144,8 @@ class DenseIndex:
             ivf = faiss.extract_index_ivf(index)
             ivf.nprobe = int(params.get("nprobe", 16))
             ivf.make_direct_map()
+        for start in range(0, int(index.ntotal), 65536):  # inf or NaN would poison every score
+            rows = index.reconstruct_n(start, min(65536, int(index.ntotal) - start))
+            if not np.isfinite(rows).all():
+                raise IndexLoadError(path, "holds vectors that are not finite (inf or NaN)")
         return cls(index, params)

@@ -51,15 +51,20 @@ class KeywordIndex(sparse.PostingsIndex):
 
 def _load_matrix(directory: Path) -> sparse.TermMatrix:
     vocab = sparse.load_vocab(directory)
+    def load(name: str, kind: str, **bounds: bool) -> np.ndarray:
+        return sparse.check_values(directory / f"{name}.npy", sparse.load_array(directory, name), kind, **bounds)
+
     matrix = sparse.TermMatrix(
         vocab=vocab,
-        indptr=sparse.load_array(directory, "indptr"),
-        doc_ids=sparse.load_array(directory, "doc_ids"),
-        tf=sparse.load_array(directory, "tf"),
-        doc_len=sparse.load_array(directory, "doc_len"),
+        indptr=load("indptr", "i", non_negative=True),
+        doc_ids=load("doc_ids", "i", non_negative=True),
+        tf=load("tf", "f", positive=True),
+        doc_len=load("doc_len", "f", non_negative=True),
     )
     if matrix.indptr.shape != (len(vocab) + 1,) or int(matrix.indptr[-1]) != matrix.doc_ids.shape[0]:
         raise IndexLoadError(directory / "indptr.npy", "does not match vocab.json and doc_ids.npy")
+    if int(matrix.indptr[0]) != 0 or (np.diff(matrix.indptr) < 0).any():
+        raise IndexLoadError(directory / "indptr.npy", "offsets do not start at 0 and never decrease")
     if matrix.tf.shape != matrix.doc_ids.shape:
         raise IndexLoadError(directory / "tf.npy", "length differs from doc_ids.npy")
     if matrix.doc_ids.size and int(matrix.doc_ids.max()) >= matrix.n_docs:

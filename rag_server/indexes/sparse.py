@@ -206,6 +206,24 @@ def load_array(directory: Path, name: str) -> np.ndarray:
         raise IndexLoadError(path, f"unreadable array ({exc})") from None
 
 
+def check_values(
+    path: Path, array: np.ndarray, kind: str, *, positive: bool = False, non_negative: bool = False
+) -> np.ndarray:
+    """``array`` when it is one-dimensional, of the expected kind (``"f"`` float, ``"i"``
+    integer) and, for floats, finite; with ``positive``/``non_negative``, in that range. A
+    checksum only proves a file is the one the manifest lists: an edited file with its checksum
+    recomputed must still not put inf or NaN into every score."""
+    if array.ndim != 1 or array.dtype.kind not in ({"i", "u"} if kind == "i" else {"f"}):
+        raise IndexLoadError(path, f"expected a one-dimensional {'integer' if kind == 'i' else 'float'} array")
+    if kind == "f" and not np.isfinite(array).all():
+        raise IndexLoadError(path, "holds values that are not finite (inf or NaN)")
+    if array.size and positive and not (array > 0).all():
+        raise IndexLoadError(path, "holds values that are not positive")
+    if array.size and non_negative and not (array >= 0).all():
+        raise IndexLoadError(path, "holds negative values")
+    return array
+
+
 def save_vocab(directory: Path, vocab: dict[str, int]) -> None:
     terms = sorted(vocab, key=vocab.__getitem__)
     (directory / "vocab.json").write_text(json.dumps(terms, ensure_ascii=False))

@@ -20,6 +20,14 @@ from .sparse import BM25Retriever, KeywordRetriever
 STRATEGIES = ("keyword", "bm25", "dense", "hybrid", "hybrid-convex")
 HYBRID_STRATEGIES = ("hybrid", "hybrid-convex")
 DEFAULT_STRATEGY = "hybrid-convex"
+REQUIRED_INDEXES: dict[str, tuple[str, ...]] = {
+    "keyword": ("keyword",),
+    "bm25": ("bm25",),
+    "dense": ("dense",),
+    "hybrid": ("bm25", "dense"),
+    "hybrid-convex": ("bm25", "dense"),
+}
+"""The indexes a build must hold for each strategy."""
 
 # Chosen on the project's dev split (scripts/tune_retrieval.py; docs/BENCHMARKS.md): BM25 carries
 # more weight than the English-only embedding model on this bilingual corpus, and passages of an
@@ -63,6 +71,7 @@ __all__ = [
     "FILTER_FIELDS",
     "HYBRID_STRATEGIES",
     "MAX_K",
+    "REQUIRED_INDEXES",
     "STRATEGIES",
     "BM25Retriever",
     "ComponentScore",

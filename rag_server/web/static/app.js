@@ -41,6 +41,7 @@
       loading: "Searching the documents…",
       networkError: "The server could not be reached.",
       badResponse: "The server sent a response that is not valid JSON.",
+      apiKeyPrompt: "This server requires an API key. Key:",
       strategiesError: "Could not load the retrieval strategies:",
       ready: "Ready — index build",
       notReady: "Server not ready:",
@@ -83,6 +84,7 @@
       loading: "Buscando nos documentos…",
       networkError: "Não foi possível contactar o servidor.",
       badResponse: "O servidor enviou uma resposta que não é JSON válido.",
+      apiKeyPrompt: "Este servidor exige uma chave de API. Chave:",
       strategiesError: "Não foi possível carregar as estratégias de busca:",
       ready: "Pronto — build do índice",
       notReady: "Servidor não está pronto:",
@@ -204,12 +206,49 @@
 
   // ----- HTTP -----
 
-  async function getJson(url, options) {
-    let response;
+  // API keys: when the server requires one (401 from v1/), the page asks for it once and keeps
+  // it for this tab only (sessionStorage), sending it as a bearer token.
+  const API_KEY_STORAGE = "rag_server.api_key";
+  let keyAsked = null; // one question at a time, shared by the requests that need the key
+
+  function storedKey() {
     try {
-      response = await fetch(url, options);
+      return window.sessionStorage.getItem(API_KEY_STORAGE) || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function askForKey() {
+    if (!keyAsked) {
+      keyAsked = Promise.resolve().then(() => {
+        const entered = (window.prompt(t("apiKeyPrompt")) || "").trim();
+        try {
+          if (entered) window.sessionStorage.setItem(API_KEY_STORAGE, entered);
+        } catch (e) {
+          /* storage refused: the key is used for this request only */
+        }
+        keyAsked = null;
+        return entered;
+      });
+    }
+    return keyAsked;
+  }
+
+  async function getJson(url, options, key) {
+    let response;
+    const api = url.startsWith("v1/");
+    const sent = key !== undefined ? key : storedKey();
+    const withKey = Object.assign({}, options);
+    if (api && sent) withKey.headers = Object.assign({}, withKey.headers, { Authorization: "Bearer " + sent });
+    try {
+      response = await fetch(url, withKey);
     } catch (e) {
       throw new Error(t("networkError"));
+    }
+    if (response.status === 401 && api && key === undefined) {
+      const entered = await askForKey();
+      if (entered) return getJson(url, options, entered);
     }
     let body = null;
     try {
