@@ -93,21 +93,22 @@ class AskResult:
     question_truncated: bool = False  # the prompt holds only the question's start (fit_question)
 
 
-def fit_question(question: str, budget: int) -> tuple[str, bool]:
+def fit_question(question: str, budget: int, reserve: int = 0) -> tuple[str, bool]:
     """The question as a prompt of ``budget`` characters can hold it, and whether it was cut.
 
-    Whole when it fits the prompt frame; else its start, cut at a word boundary to half of the
-    room the frame leaves, so that the other half can still hold context. Any question the API
+    Whole when it fits the prompt frame with ``reserve`` characters left for context (the line of
+    the sentence the answer is pointed to); else its start, cut at a word boundary to what the
+    reserve leaves, but at least a quarter of the room the frame leaves. Any question the API
     accepts (2,000 characters) thus gets an answer instead of a 400 asking the client to raise a
     budget it cannot set. Retrieval and the evidence check still use the whole question."""
     frame = len(build_prompt("x", [], budget=10**9).text) - 1  # the prompt around a question, no passages
     room = budget - frame
     asked = one_line(question)
-    if len(asked) <= room:
+    keep = max(room - reserve, room // 4, 1) if reserve else max(1, room // 2)
+    if len(asked) <= (room - reserve if reserve else room):
         return question, False
-    keep = max(1, room // 2)
     head = asked[:keep]
-    if not asked[keep].isspace() and " " in head:  # do not end inside a word
+    if keep < len(asked) and not asked[keep].isspace() and " " in head:  # do not end inside a word
         head = head[: head.rindex(" ")]
     return head.rstrip(), True
 
@@ -304,22 +305,26 @@ class RagPipeline:
                 state.ranker = ranker
         return state.ranker
 
-    def _window(self, question: str, ranked: Sequence[EvidenceSentence], max_new_chars: int) -> tuple[int, int]:
-        """(answer room, prompt budget) in the generator's window. The answer gets what the best
-        sentence needs (it is copied whole), up to ``max_new_chars``; the prompt gets the rest,
-        but never less than two thirds of the window nor less than the question with the best
-        sentence, so the sentence the answer is pointed to is always in it. When prompt and
-        answer together overflow the window, the generator drops the prompt's first characters
-        (the question) while it copies the end of a long sentence."""
+    def _window(
+        self, question: str, ranked: Sequence[EvidenceSentence], max_new_chars: int
+    ) -> tuple[int, int, int]:
+        """(answer room, prompt budget, room kept for the best sentence's line) in the generator's
+        window. The answer gets what the best sentence needs (it is copied whole), up to
+        ``max_new_chars``; the prompt gets the rest, but never less than two thirds of the window
+        nor less than the best sentence's line with the question (counted up to a quarter of the
+        window: a longer one is cut by ``fit_question``), so the sentence the answer is pointed to
+        is always in it. When prompt and answer together overflow the window, the generator drops
+        the prompt's first characters (the question) while it copies the end of a long sentence."""
         block = self.generator.block_size  # type: ignore[union-attr]
         best = ranked[0] if ranked else None
-        room = min(max_new_chars, len(best.text) + 1) if best is not None else max_new_chars
-        room = max(1, room)
+        room = max(1, min(max_new_chars, len(best.text) + 1) if best is not None else max_new_chars)
         budget = min(self.prompt_budget, block - 1 - min(room, block // 3))
+        reserve = 0
         if best is not None:
-            needed = frame_size(question) + len(best.passage.citation) + len(best.text) + 16
+            reserve = len(f"[1] ({one_line(best.passage.citation)}) {best.text}") + 1
+            needed = frame_size("") + min(len(one_line(question)), block // 4) + reserve
             budget = max(budget, min(needed, block - 1))
-        return room, budget
+        return room, budget, reserve
 
     def ask(
         self,
@@ -345,8 +350,10 @@ class RagPipeline:
         start = time.perf_counter()
         budget = self.prompt_budget
         if self.generator is not None:
-            max_new_chars, budget = self._window(question, ranked, max_new_chars)
-        prompt_question, question_truncated = fit_question(question, budget)
+            max_new_chars, budget, reserve = self._window(question, ranked, max_new_chars)
+        else:
+            reserve = 0
+        prompt_question, question_truncated = fit_question(question, budget, reserve)
         prompt = build_prompt(prompt_question, hits, budget, evidence=[(e.passage, e.span) for e in ranked])
         timings["prompt"] = (time.perf_counter() - start) * 1000
 
