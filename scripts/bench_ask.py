@@ -6,7 +6,8 @@ the code of another checkout (``--before-tree``, e.g. ``git worktree add /tmp/be
 over its own build, "after" this checkout's code over its build. Every question of the answer
 set's split is asked of both, the side asked first alternating, so both see the same machine
 load; each pass gives a p50 and p95 per side, and the report is the median over ``--repeats``
-passes and the ratio after/before.
+passes and the ratio after/before. Both sides run under the same HTTP stack (``--server``,
+gunicorn by default: the earlier code has no other), so the ratio is the answer path's.
 
     .venv/bin/python scripts/bench_ask.py --before-tree /tmp/before --before-index /tmp/idx_before \\
         --after-index indexes --split test --repeats 3
@@ -47,15 +48,24 @@ def main() -> int:
     parser.add_argument("--split", default="test")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument(
+        "--server",
+        default="gunicorn",
+        help="the HTTP stack of both sides (gunicorn: what the earlier code served with)",
+    )
     args = parser.parse_args()
 
     questions = [q.question for q in load_answer_questions(ANSWER_QUESTIONS, args.split)]
     before_tree = str(Path(args.before_tree).resolve())
     servers = {
         "before": LocalServer(
-            args.before_index, threads=args.threads, cwd=before_tree, env={"PYTHONPATH": before_tree}
+            args.before_index,
+            threads=args.threads,
+            cwd=before_tree,
+            env={"PYTHONPATH": before_tree},
+            server=args.server,
         ),
-        "after": LocalServer(args.after_index, threads=args.threads),
+        "after": LocalServer(args.after_index, threads=args.threads, server=args.server),
     }
     try:
         for server in servers.values():
