@@ -271,13 +271,15 @@ def test_build_prompt_properties(question: str, passages: list[Passage], budget:
     assert len(prompt.text) <= budget
     lines = prompt.text.split("\n")
     assert prompt.text.splitlines() == lines  # no other line boundary smuggled in
-    assert len(lines) == (3 + len(prompt.citations) if prompt.citations else 4)
+    assert len(lines) == (3 + len(prompt.lines) if prompt.lines else 4)
     assert lines[0] == f"Question: {asked}" and lines[1] == "Context:" and lines[-1] == "Answer:"
-    if not prompt.citations:
-        assert lines[2:-1] == [NO_PASSAGES]
-    for number, (line, cited) in enumerate(zip(lines[2:-1], prompt.citations, strict=bool(prompt.citations)), start=1):
-        assert cited.number == number
-        assert line == f"[{number}] ({cited.citation}) {cited.text}"
+    if not prompt.lines:
+        assert lines[2:-1] == [NO_PASSAGES] and not prompt.citations
+    assert [c.number for c in prompt.citations] == list(range(1, len(prompt.citations) + 1))
+    for line, context in zip(lines[2:-1], prompt.lines, strict=bool(prompt.lines)):
+        cited = prompt.citations[context.number - 1]
+        assert line == f"[{cited.number}] ({cited.citation}) {context.text}"
+        assert context.text == one_line(cited.text[context.span.start : context.span.end])
     prompt.text.encode("utf-8")
     assert build_prompt(question, list(hits), budget) == prompt  # deterministic
 

@@ -102,10 +102,18 @@ def test_answer_with_citations_prompt_and_build_id(page: Any) -> None:
     first = citations.nth(0)
     summary = first.locator("summary").inner_text()
     assert summary.startswith("[1] ") and " — " in summary and summary.endswith(")")
-    passage = first.locator("blockquote.passage")
-    assert not passage.is_visible()  # collapsed until clicked
-    first.locator("summary").click()
-    assert passage.is_visible() and len(passage.inner_text().strip()) > 20
+    # The citation the answer came from is open, with the answer's sentence marked in its passage.
+    source = page.locator("#citations li.answer-source")
+    assert source.count() == 1
+    mark = source.locator("blockquote.passage mark.source-sentence")
+    assert mark.is_visible() and answer.strip().removesuffix("…")[:30] in mark.inner_text()
+    # The others stay collapsed until clicked.
+    others = page.locator("#citations li.citation:not(.answer-source)")
+    if others.count():
+        passage = others.nth(0).locator("blockquote.passage")
+        assert not passage.is_visible()
+        others.nth(0).locator("summary").click()
+        assert passage.is_visible() and len(passage.inner_text().strip()) > 20
 
     assert page.locator("#prompt-details").count() == 1
     assert not page.is_visible("#prompt")
