@@ -5,10 +5,10 @@ and shared), and the generator. :meth:`RagPipeline.reload` loads the newest comp
 swaps it in with a single reference assignment, so a request that already holds the old state
 finishes on it while new requests see the new one.
 
-A build is *servable* when it verifies and holds the indexes of the default strategy. A reload
-refuses any other build (the one served stays). A server starting (``fallback=True``) on a
-``CURRENT`` that is not servable serves the newest servable build instead and says so in
-:attr:`RagPipeline.notes` (on /readyz).
+A server's pipeline (``serving=True``) serves only *servable* builds (:mod:`rag_server.servable`):
+a reload refuses any other build (the one served stays); a start on a ``CURRENT`` that is not
+servable serves the newest servable build instead and says so in :attr:`RagPipeline.notes`
+(on /readyz). It holds a lease on the build it serves, so pruning never removes it.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from typing import Any
 from .answer import AnswerSource, clean_ending, follows, locate, pointer
 from .catalog import BuildLease, IndexCatalog
 from .embedding import DEFAULT_MODEL, Encoder, encoder_mismatch
-from .errors import IndexLoadError
 from .evidence import EvidenceSentence, EvidenceWeights, SentenceRanker, okapi_idf
 from .loader import IndexBuild
 from .prompt import DEFAULT_BUDGET, Citation, build_prompt, frame_size, one_line
-from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, REQUIRED_INDEXES, Hit, Retriever, make_retriever
+from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, Hit, Retriever, make_retriever
 from .retrieval.base import Filters, check_k
+from .servable import open_build, open_servable
 
 STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
     "keyword": "distinct query terms shared with the passage",
@@ -113,52 +113,6 @@ def fit_question(question: str, budget: int, reserve: int = 0) -> tuple[str, boo
     return head.rstrip(), True
 
 
-def check_servable(build: IndexBuild) -> IndexBuild:
-    """``build``, or IndexLoadError when it lacks an index the default strategy needs."""
-    missing = [name for name in REQUIRED_INDEXES[DEFAULT_STRATEGY] if getattr(build, name) is None]
-    if missing:
-        built_with = ",".join(str(n) for n in build.manifest.get("indexes", []))
-        raise IndexLoadError(
-            build.path,
-            f"cannot serve the default strategy {DEFAULT_STRATEGY!r}: the build has no {' or '.join(missing)} "
-            f"index (built with --indexes {built_with})",
-        )
-    return build
-
-
-def _open(catalog: IndexCatalog, build_dir: Path, lease: bool) -> _Served:
-    """Load a build that the default strategy can serve, leased first when ``lease`` (so that
-    pruning keeps it for as long as it is served)."""
-    held = catalog.lease(build_dir.name) if lease else None
-    try:
-        return _Served(check_servable(IndexBuild.load(build_dir)), lease=held)
-    except BaseException:
-        if held is not None:
-            held.release()
-        raise
-
-
-def _open_servable(catalog: IndexCatalog, lease: bool) -> tuple[_Served, list[str]]:
-    """The build named in ``CURRENT`` when it is servable; else the newest build that is, with a
-    note saying why ``CURRENT`` was passed over. Raises the error of ``CURRENT`` when no build is
-    servable."""
-    try:
-        return _open(catalog, catalog.current_path(), lease), []
-    except IndexLoadError as exc:
-        refused = exc
-    current = catalog.current_id()
-    for build_id in reversed(catalog.build_ids()):
-        if build_id == current:
-            continue
-        try:
-            served = _open(catalog, catalog.builds_dir / build_id, lease)
-        except IndexLoadError:
-            continue
-        note = f"CURRENT names a build that cannot be served ({refused.public()}); serving {build_id} instead"
-        return served, [note]
-    raise refused
-
-
 @dataclass
 class _Served:
     """Everything that changes together on a reload."""
@@ -197,7 +151,8 @@ class RagPipeline:
         self._lock = threading.Lock()  # serialises retriever creation and reloads, not queries
         self.notes: list[str] = []  # shown on /readyz
         if serving:
-            self._state, self.notes = _open_servable(self._catalog, lease=True)
+            build, lease, self.notes = open_servable(self._catalog, lease=True)
+            self._state = _Served(build, lease=lease)
         else:
             self._state = _Served(IndexBuild.load(self.index_root))
 
@@ -209,7 +164,8 @@ class RagPipeline:
         """Load the newest complete build, warm it up, and switch to it; the old one keeps
         serving until then. A build that cannot serve the default strategy, or whose warm-up
         search fails, is refused (IndexLoadError, or the warm-up's error) and nothing changes."""
-        fresh = _open(self._catalog, self._catalog.current_path(), lease=self.serving)
+        build, lease = open_build(self._catalog, self._catalog.current_path(), lease=self.serving)
+        fresh = _Served(build, lease=lease)
         try:
             self._warm(fresh, strict=True)
         except BaseException:

@@ -7,8 +7,9 @@ complete request; responses are buffered the same way. Idle connections and clie
 their headers or body a byte at a time therefore hold no thread: with gunicorn's gthread worker,
 4 such connections left a 4-thread server answering nothing (docs/RELIABILITY.md,
 scripts/slow_clients.py). Idle connections are closed after ``--channel-timeout`` seconds, at
-most ``--connection-limit`` are open at once, and a body over ``16 x RAG_MAX_BODY_BYTES`` is
-refused by waitress before it is buffered (smaller ones over the limit get the app's JSON 413).
+most ``--connection-limit`` are open at once, headers are at most 32 KiB and a body over
+``2 x RAG_MAX_BODY_BYTES`` is refused by waitress itself (smaller ones over the limit get the
+app's JSON 413).
 
 One process, several threads: the index and the models are loaded once, as with one gunicorn
 worker (rag_server.api:create_app() can still be served by gunicorn or any WSGI server).
@@ -42,7 +43,11 @@ def server_options(args: argparse.Namespace, max_body_bytes: int) -> dict[str, A
         "threads": args.threads,
         "connection_limit": args.connection_limit,
         "channel_timeout": args.channel_timeout,
-        "max_request_body_size": max(16 * max_body_bytes, 1 << 20),
+        # Buffered per connection before the app sees a request: bounded so that 1,000 slow
+        # clients cannot hold more than ~160 MB. A body between RAG_MAX_BODY_BYTES and this gets
+        # the app's JSON 413; a larger one waitress's own 413.
+        "max_request_body_size": max(2 * max_body_bytes, 1 << 16),
+        "max_request_header_size": 32 * 1024,
         "asyncore_use_poll": True,  # poll(), not select(): no limit of 1024 descriptors
         "clear_untrusted_proxy_headers": True,
         "ident": "rag_server",

@@ -171,6 +171,7 @@ def test_case_06_reload_recovers_a_server_that_started_on_a_bad_build(  # type: 
     assert client.get("/readyz").status_code == 503
     refused = client.post("/v1/admin/reload", headers=ADMIN)  # still nothing good to load
     assert refused.status_code == 503 and "manifest.json" in _error(refused)["message"]
+    assert client.get("/readyz").get_json()["last_reload"]["status"] == "refused"  # the reason, there too
     good = make_build(corpus_dir)
     response = client.post("/v1/admin/reload", headers=ADMIN)
     assert response.status_code == 200, response.get_json()

@@ -145,7 +145,7 @@ def readyz() -> ResponseReturnValue:
     found: RagPipeline | None = current_app.extensions.get("rag_pipeline")
     if found is None:
         error = current_app.extensions.get("rag_load_error") or "no index build is loaded"
-        return jsonify(status="not_ready", reason=error), 503
+        return jsonify(status="not_ready", reason=error, last_reload=current_app.extensions.get("rag_last_reload")), 503
     warmed = current_app.extensions.get("rag_warmed")
     if warmed is not None and not warmed.is_set():
         return jsonify(status="not_ready", reason="loading the embedding model (warm-up search)"), 503
