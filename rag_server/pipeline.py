@@ -85,6 +85,7 @@ class AskResult:
     hits: list[Hit]
     prompt: str
     source: AnswerSource | None  # the context sentence the answer came from
+    quoted: bool  # the answer is that sentence quoted, not generated (no generator, or it did not follow)
     evidence: list[EvidenceSentence]  # the ranked sentences of the hits, best first
     strategy: str
     build_id: str
@@ -317,6 +318,7 @@ class RagPipeline:
         start = time.perf_counter()
         answer = ""
         message: str | None = None
+        quoted = False
         if not supported:
             message = "The indexed documents do not contain enough evidence to answer this question."
         elif not prompt.lines:
@@ -332,11 +334,11 @@ class RagPipeline:
             else:
                 # Pointed twice, the generator still left the sentence (e.g. it ended it after the
                 # pointer): quote the sentence rather than show a fragment.
-                answer = target
+                answer, quoted = target, True
                 message = "The generator did not follow its evidence; the answer quotes the best evidence sentence."
         else:
             # No trained generator is loaded: answer with the best evidence sentence, verbatim.
-            answer = prompt.lines[0].text
+            answer, quoted = prompt.lines[0].text, True
             message = "No generator checkpoint is loaded; the answer is the best evidence sentence, quoted."
         timings["generate"] = (time.perf_counter() - start) * 1000
         return AskResult(
@@ -347,6 +349,7 @@ class RagPipeline:
             hits=hits,
             prompt=prompt.text,
             source=locate(answer, prompt) if answer else None,
+            quoted=quoted,
             evidence=ranked,
             strategy=retriever.name or str(strategy),
             build_id=state.build.build_id,

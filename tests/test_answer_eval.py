@@ -95,7 +95,7 @@ def test_judge_and_summary() -> None:
     fact.holds_fact = lambda t: bool(fact.fact.search(fold(t)))  # type: ignore[attr-defined]
     good = judge(fact, result("O prazo é de três dias úteis."), 10.0)  # type: ignore[arg-type]
     assert good.fact_in_answer and good.fact_in_prompt and good.fact_in_top_k and good.first_citation_holds_fact
-    assert good.copied_top_sentence and good.clean_start and good.clean_end and not good.refused
+    assert good.copied_top_sentence and good.clean_start and good.clean_end and not good.refused and not good.quoted
     cut = judge(fact, result("três dias úteis, e"), 20.0)  # type: ignore[arg-type]
     assert cut.fact_in_answer and not cut.clean_start and not cut.clean_end and not cut.copied_top_sentence
     refused = judge(fact, result("", supported=False), 30.0)  # type: ignore[arg-type]

@@ -212,7 +212,7 @@ def test_the_pipeline_points_the_generator_and_checks_it_followed(built, tmp_pat
     pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, generator=good, support_threshold=0.0)
     result = pipeline.ask(question, filters={"language": "pt"})
     assert result.source is not None and result.answer == result.source.text and result.message is None
-    assert result.source.number == 1 and len(good.prompts) == 1
+    assert result.source.number == 1 and len(good.prompts) == 1 and not result.quoted
     assert good.prompts[0].startswith(result.prompt + " ") and result.answer.startswith(
         good.prompts[0][len(result.prompt) + 1 :]
     )
@@ -223,3 +223,4 @@ def test_the_pipeline_points_the_generator_and_checks_it_followed(built, tmp_pat
     assert len(broken.prompts) == 2  # pointed again with a longer opening, then quoted
     assert len(broken.prompts[1]) > len(broken.prompts[0])
     assert quoted.answer == result.answer and quoted.message and "did not follow" in quoted.message
+    assert quoted.quoted

@@ -163,6 +163,11 @@ def openapi_document() -> dict[str, Any]:
                                         "message": {"type": ["string", "null"]},
                                         "citations": {"type": "array", "items": _CITATION},
                                         "source": _SOURCE,
+                                        "quoted": {
+                                            "type": "boolean",
+                                            "description": "the answer quotes its source sentence instead of the "
+                                            "generator's text (no generator, or its text did not follow the sentence)",
+                                        },
                                         "prompt": {"type": "string"},
                                         "strategy": {"type": "string"},
                                         "build_id": {"type": "string"},

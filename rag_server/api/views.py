@@ -92,6 +92,7 @@ def ask() -> ResponseReturnValue:
             for c in r.citations
         ],
         "source": source_dict(r),
+        "quoted": r.quoted,
         "prompt": r.prompt,
         "strategy": r.strategy,
         "build_id": r.build_id,

@@ -90,6 +90,7 @@ class AnswerRecord:
     fact_in_answer: bool
     first_citation_holds_fact: bool
     copied_top_sentence: bool  # the answer came from the prompt's first context line
+    quoted: bool  # the pipeline quoted the sentence instead of the generator's answer
     clean_start: bool
     clean_end: bool
     latency_ms: float
@@ -117,6 +118,7 @@ def judge(question: AnswerQuestion, result: AskResult, latency_ms: float) -> Ans
         copied_top_sentence=source is not None
         and top is not None
         and (source.number, source.start) == (1, top[0].start),
+        quoted=bool(getattr(result, "quoted", False)),
         clean_start=bool(answer) and _starts_a_sentence(answer, result),
         clean_end=bool(answer) and bool(_CLEAN_END.search(answer)),
         latency_ms=latency_ms,
@@ -163,6 +165,7 @@ RATES = (
     "fact_in_top_k",
     "first_citation_holds_fact",
     "copied_top_sentence",
+    "quoted",
     "clean_start",
     "clean_end",
     "refused",
