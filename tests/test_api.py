@@ -60,6 +60,9 @@ def test_ask_answers_with_citations_and_prompt(client) -> None:  # type: ignore[
     assert body["prompt"].startswith("Question: Em quanto tempo") and body["prompt"].endswith("Answer:")
     assert f"[1] ({first['citation']}) {body['answer']}" == body["prompt"].split("\n")[2]
     assert set(body["timings_ms"]) == {"retrieve", "evidence", "prompt", "generate"}
+    from rag_server.api.metrics import STAGES
+
+    assert set(body["timings_ms"]) <= STAGES  # every stage is its own metric series, none counted as "other"
     assert body["build_id"] and body["generator_id"] is None
 
 

@@ -24,7 +24,7 @@ OTHER = "other"
 """The one label value that stands for every value outside a label's known set."""
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 STATUSES = frozenset(str(code) for code in HTTP_STATUS_CODES)
-STAGES = frozenset({"retrieve", "prompt", "generate"})
+STAGES = frozenset({"retrieve", "evidence", "prompt", "generate"})
 """Pipeline stages timed in ``timings_ms``; a stage added to the pipeline must be added here."""
 
 
