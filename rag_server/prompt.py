@@ -173,8 +173,7 @@ def build_prompt(
 
     scores = {hit.passage.id: float(hit.score) for hit in hits}
     numbers: dict[str, int] = {}
-    passages: dict[str, Passage] = {}  # those with a line in the prompt
-    owners: dict[str, Passage] = {}  # the first passage met under each id
+    owners: dict[str, Passage] = {}  # the first passage met under each id (numbered ones are cited)
     kept: dict[str, list[Span]] = {}
     lines: list[ContextLine] = []
     seen: set[str] = set()
@@ -193,7 +192,6 @@ def build_prompt(
             continue
         seen.add(text)
         numbers[passage.id] = number
-        passages[passage.id] = passage
         kept.setdefault(passage.id, []).append(span)
         lines.append(ContextLine(number, span, text))
         used += len(line) + 1
@@ -202,15 +200,15 @@ def build_prompt(
         Citation(
             number=number,
             passage_id=pid,
-            doc_id=passages[pid].doc_id,
-            title=passages[pid].title,
-            source=passages[pid].source,
-            article=passages[pid].article,
-            provision=passages[pid].provision,
-            citation=one_line(passages[pid].citation),
-            language=passages[pid].language,
+            doc_id=owners[pid].doc_id,
+            title=owners[pid].title,
+            source=owners[pid].source,
+            article=owners[pid].article,
+            provision=owners[pid].provision,
+            citation=one_line(owners[pid].citation),
+            language=owners[pid].language,
             score=scores.get(pid, 0.0),
-            text=passages[pid].text,
+            text=owners[pid].text,
             sentences=tuple(kept[pid]),
         )
         for pid, number in numbers.items()

@@ -37,11 +37,11 @@ from rag_server.generator.data import (
     ExampleStream,
     answer_nats,
     load_passages,
-    sentences,
     split_passages,
 )
 from rag_server.pipeline import RagPipeline
 from rag_server.prompt import build_prompt
+from rag_server.sentences import split_sentences
 from rag_server.teaching.ladder import CharBigram
 
 _WORD = re.compile(r"[^\W\d_]{4,}")
@@ -62,7 +62,7 @@ def key_sentence(question: str, passage_text: str) -> set[str]:
     asked = {w[:5] for w in words(question)}
     best: set[str] = set()
     best_score = -1.0
-    for sentence in sentences(passage_text):
+    for sentence in split_sentences(passage_text):
         ws = set(words(sentence))
         score = len({w[:5] for w in ws} & asked)
         if ws and score > best_score:
@@ -124,8 +124,8 @@ def main() -> None:
         relevant = [by_id[pid] for pid, g in qrels[q.id].items() if g == 2]
         keys = [key_sentence(q.text, p.text) for p in relevant]
         key_hits += any(covers(aw, k) for k in keys)
-        passage_hits += any(covers(aw, set(words(s))) for p in relevant for s in sentences(p.text))
-        prompt_sentences = [set(words(s)) for c in prompt.citations for s in sentences(c.text)]
+        passage_hits += any(covers(aw, set(words(s))) for p in relevant for s in split_sentences(p.text))
+        prompt_sentences = [set(words(s)) for c in prompt.citations for s in split_sentences(c.text)]
         key_in_prompt += any(covers(ps, k) for k in keys for ps in prompt_sentences)
     n = len(queries)
     print(

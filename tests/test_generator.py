@@ -26,13 +26,13 @@ from rag_server.generator.data import (
     collate,
     corpus_vocab,
     load_passages,
-    sentences,
     split_passages,
 )
 from rag_server.generator.model import IGNORE_INDEX
 from rag_server.generator.vocab import REPLACEMENT, UNK_ID
 from rag_server.prompt import build_prompt, one_line
 from rag_server.retrieval.base import Hit
+from rag_server.sentences import split_sentences
 
 FIXTURE_CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 SCRIPT = Path(__file__).parents[1] / "scripts" / "train_generator.py"
@@ -478,7 +478,7 @@ def test_batch_stream_is_seeded_per_worker_and_counts_characters() -> None:
 
 def test_sentences_are_exact_substrings_and_skip_abbreviations() -> None:
     text = 'O art. 7º trata do consentimento. See Art. 9 § 1º (LGPD Art. 9). Is it clear? "Yes." Done'
-    parts = sentences(text)
+    parts = split_sentences(text)
     assert parts == [
         "O art. 7º trata do consentimento.",
         "See Art. 9 § 1º (LGPD Art. 9).",

@@ -120,12 +120,6 @@ def split_passages(passages: Sequence[Passage], val_fraction: float, seed: int) 
     return order[n_val:], order[:n_val]
 
 
-def sentences(text: str) -> list[str]:
-    """The sentences of a one-line text (the project's one splitter); joined with single spaces
-    they give the text back, so each one is an exact substring of the passage as the prompt shows it."""
-    return split_sentences(text)
-
-
 def _words(sentence: str) -> list[str]:
     return _WORD.findall(sentence)
 
@@ -158,7 +152,7 @@ class ExampleBuilder:
         self.min_answer_chars = min_answer_chars
         self.max_answer_chars = max_answer_chars
         # Sentences as they appear in a prompt (one line), per passage.
-        self.sentences: list[list[str]] = [sentences(one_line(p.text)) for p in self.passages]
+        self.sentences: list[list[str]] = [split_sentences(one_line(p.text)) for p in self.passages]
         self.answerable = [i for i, sents in enumerate(self.sentences) if any(self._is_answer(s) for s in sents)]
         # Raw material for synthetic sentences: real sentences and the words they use.
         self.sentence_pool = [s for sents in self.sentences for s in sents if self._is_answer(s)]

@@ -150,10 +150,10 @@ def ladder(
         ExampleStream,
         corpus_vocab,
         load_passages,
-        sentences,
         split_passages,
     )
     from rag_server.prompt import one_line
+    from rag_server.sentences import split_sentences
 
     passages = load_passages(corpus)
     train, held_out = split_passages(passages, VAL_FRACTION, seed)
@@ -164,7 +164,7 @@ def ladder(
         gen = Generator.load(checkpoint)
     val = ExampleStream(ExampleBuilder(held_out, gen.block_size if gen else BLOCK_SIZE), 0.0, seed + 1).take(examples)
     # The bigrams learn from the training passages' sentences, each as an answer is written.
-    texts = [f"{ANSWER_PREFIX}{s}{STOP}" for p in train for s in sentences(one_line(p.text))]
+    texts = [f"{ANSWER_PREFIX}{s}{STOP}" for p in train for s in split_sentences(one_line(p.text))]
     answers = [f"{ANSWER_PREFIX}{e.answer}{STOP}" for e in val]
     n_chars = sum(len(a) for a in answers)
     word = WordBigram(texts)
