@@ -130,7 +130,12 @@ def _own_app(root: Path, encoder: FakeEncoder, **config: Any) -> Any:
     from rag_server.api import create_app
 
     settings = {"INDEX_DIR": str(root), "ENCODER": encoder, "GENERATOR_CHECKPOINT": "none", "SUPPORT_THRESHOLD": 0.0}
-    return create_app({**settings, "TESTING": True, "ADMIN_TOKEN": "t", **config})
+    app = create_app({**settings, "TESTING": True, "ADMIN_TOKEN": "t", **config})
+    # /readyz is 503 until the background warm-up ends: wait for it, as a client polling /readyz would,
+    # so that a test reading /readyz right away does not race it (on a busy machine it did).
+    warmed = app.extensions.get("rag_warmed")
+    assert warmed is None or warmed.wait(timeout=60)
+    return app
 
 
 def test_case_05_reload_refuses_a_build_without_the_default_strategys_indexes(  # type: ignore[no-untyped-def]
