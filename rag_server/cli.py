@@ -19,6 +19,7 @@ from .embedding import DEFAULT_MODEL
 from .errors import RagServerError
 
 if TYPE_CHECKING:
+    from .build import BuildConfig
     from .loader import IndexBuild
     from .retrieval import Retriever
 
@@ -51,6 +52,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         keep_builds=args.keep,
         progress=not args.quiet,
     )
+    if args.backend != "local":
+        return _build_milvus(args, config)
     start = time.perf_counter()
     result = build_index(config)
     m = result.manifest
@@ -68,6 +71,25 @@ def cmd_build(args: argparse.Namespace) -> int:
     for name in m["indexes"]:
         sub = sum(f["bytes"] for rel, f in m["files"].items() if rel.startswith(name + "/"))
         print(f"  {name:<8} {_human_bytes(sub)}")
+    return 0
+
+
+def _build_milvus(args: argparse.Namespace, config: BuildConfig) -> int:
+    """``build --backend milvus``: the corpus into a new collection, switched in by the alias
+    (the embedding cache stays under --out)."""
+    from .milvus import MilvusSettings, build_into_milvus, check_backend
+
+    check_backend(args.backend)
+    settings = MilvusSettings.from_env({**os.environ, "RAG_MILVUS_URI": args.milvus_uri})
+    start = time.perf_counter()
+    result = build_into_milvus(config, settings)
+    m = result.manifest
+    print(
+        f"build {result.build_id} -> {settings.backend}, collection {result.collection} "
+        f"(alias {settings.alias}; {time.perf_counter() - start:.1f} s)"
+    )
+    print(f"  documents: {m['document_count']}  passages: {m['passage_count']}")
+    print("  stages (s):  " + ", ".join(f"{k}={v:.2f}" for k, v in m["stage_seconds"].items()))
     return 0
 
 
@@ -213,6 +235,13 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, default=64)
     b.add_argument("--keep", type=int, default=3, help="complete builds kept for rollback")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.add_argument(
+        "--backend",
+        default=os.environ.get("RAG_BACKEND", "local"),
+        help="local (files under --out; the default) or milvus (a new collection at RAG_MILVUS_URI / --milvus-uri, "
+        "switched in through its alias)",
+    )
+    b.add_argument("--milvus-uri", default=os.environ.get("RAG_MILVUS_URI", ""), help="Milvus Lite *.db file or URL")
     b.set_defaults(func=cmd_build)
 
     c = sub.add_parser("compare", help="compare retrieval strategies offline (project questions or a BEIR dataset)")

@@ -5,6 +5,7 @@
     ├── BuildError                 an index build cannot complete (bad settings, empty corpus…)
     ├── IndexLoadError             a built index is missing, truncated or fails its checksum
     ├── ModelError                 an embedding model or checkpoint cannot be loaded
+    ├── BackendUnavailableError    the search backend (Milvus) cannot be reached or timed out
     └── QueryError                 a request is invalid: empty query, unknown strategy or
         │                          filter, k out of range (the API maps these to HTTP 4xx)
         ├── EmptyQueryError
@@ -68,6 +69,18 @@ class ModelError(RagServerError):
     """An embedding model or generator checkpoint cannot be loaded."""
 
     code = "model_error"
+
+
+class BackendUnavailableError(RagServerError):
+    """The search backend holding the served build cannot answer: unreachable, timed out, or
+    its served collection is missing. Names the backend, never its credentials."""
+
+    code = "backend_unavailable"
+
+    def __init__(self, backend: str, problem: str) -> None:
+        self.backend = backend
+        self.problem = problem
+        super().__init__(f"{backend}: {problem}")
 
 
 class QueryError(RagServerError, ValueError):

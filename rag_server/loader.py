@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +63,7 @@ def verify_files(build_dir: Path, manifest: dict[str, Any]) -> None:
 class IndexBuild:
     """A verified build in memory: passages plus whichever indexes it holds."""
 
+    backend: ClassVar[str] = "local"  # rag_server.milvus.MilvusBuild: "milvus"
     path: Path
     manifest: dict[str, Any]
     passages: list[Passage]
@@ -76,6 +77,10 @@ class IndexBuild:
     @property
     def build_id(self) -> str:
         return str(self.manifest["build_id"])
+
+    def holds(self, index: str) -> bool:
+        """Whether the build has the index ``index`` ("keyword", "bm25", "dense")."""
+        return getattr(self, index, None) is not None
 
     def position(self, passage_id: str) -> int | None:
         if not self._positions:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .answer import AnswerSource, clean_ending, follows, locate, pointer
 from .catalog import BuildLease, IndexCatalog
@@ -30,6 +30,9 @@ from .prompt import DEFAULT_BUDGET, Citation, build_prompt, frame_size, one_line
 from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, Hit, Retriever, make_retriever
 from .retrieval.base import Filters, check_k
 from .servable import open_build, open_servable
+
+if TYPE_CHECKING:
+    from .milvus import MilvusSettings, MilvusSource
 
 STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
     "keyword": "distinct query terms shared with the passage",
@@ -135,11 +138,13 @@ class RagPipeline:
         evidence_weights: EvidenceWeights | None = None,
         point: bool = True,
         serving: bool = False,
+        milvus: MilvusSettings | None = None,
     ) -> None:
         """``support_threshold`` None: the one calibrated for the served build's embedding model
         (:data:`SUPPORT_THRESHOLDS`), followed across reloads. ``serving`` (a server): a CURRENT
         that cannot serve the default strategy is passed over for the newest build that can, and
-        the served build is leased (never pruned)."""
+        the served build is leased (never pruned). ``milvus``: serve the build the Milvus alias
+        names instead of ``index_root``'s, following the alias on every request (no reload)."""
         self.index_root = Path(index_root)
         self._encoder = encoder
         self.generator = generator  # rag_server.generator.Generator, or None: extractive answers
@@ -151,7 +156,13 @@ class RagPipeline:
         self._catalog = IndexCatalog(self.index_root)
         self._lock = threading.Lock()  # serialises retriever creation and reloads, not queries
         self.notes: list[str] = []  # shown on /readyz
-        if serving:
+        self._source: MilvusSource | None = None
+        if milvus is not None:
+            from .milvus import MilvusSource
+
+            self._source = MilvusSource(milvus)
+            self._state = _Served(self._source.open())
+        elif serving:
             build, lease, self.notes = open_servable(self._catalog, lease=True)
             self._state = _Served(build, lease=lease)
         else:
@@ -159,14 +170,42 @@ class RagPipeline:
 
     @property
     def build(self) -> IndexBuild:
-        return self._state.build
+        return self._current().build
+
+    @property
+    def backend(self) -> str:
+        return self._state.build.backend
+
+    def _current(self) -> _Served:
+        """The state to serve a request with: with Milvus, the build the alias names now (looked
+        up at most once per TTL), switched in on the first request that sees it move."""
+        state = self._state
+        if self._source is None:
+            return state
+        moved = self._source.follow(state.build)
+        if moved is None:
+            return state
+        with self._lock:
+            if self._state is state:
+                self._state = _Served(moved)
+                self.notes = []
+            return self._state
+
+    def check_backend(self) -> None:
+        """Raise BackendUnavailableError when the Milvus alias cannot be resolved now."""
+        if self._source is not None:
+            self._source.target(fresh=True)
+            self._current()
 
     def reload(self) -> str:
         """Load the newest complete build, warm it up, and switch to it; the old one keeps
         serving until then. A build that cannot serve the default strategy, or whose warm-up
         search fails, is refused (IndexLoadError, or the warm-up's error) and nothing changes."""
-        build, lease = open_build(self._catalog, self._catalog.current_path(), lease=self.serving)
-        fresh = _Served(build, lease=lease)
+        if self._source is not None:
+            fresh = _Served(self._source.open())
+        else:
+            build, lease = open_build(self._catalog, self._catalog.current_path(), lease=self.serving)
+            fresh = _Served(build, lease=lease)
         try:
             self._warm(fresh, strict=True)
         except BaseException:
@@ -231,7 +270,7 @@ class RagPipeline:
     def search(
         self, query: str, strategy: str | None = None, k: int = 10, filters: Filters | None = None
     ) -> SearchResult:
-        state = self._state  # one build for the whole request, even if a reload happens meanwhile
+        state = self._current()  # one build for the whole request, even if a reload happens meanwhile
         start = time.perf_counter()
         retriever = self.retriever(strategy, state)
         hits = retriever.search(query, k=check_k(k), filters=filters)
@@ -248,7 +287,7 @@ class RagPipeline:
         index = build.bm25 or build.keyword
         idf = _idf_of(index.matrix.vocab, index.matrix.doc_freq().tolist(), len(build.passages)) if index else None
         encode = query_vector = similarity = None
-        if build.dense is not None:
+        if build.holds("dense"):
             dense = self.retriever("dense", state)
             similarity = dense.similarity  # type: ignore[attr-defined]
             if self.evidence_weights.dense:
@@ -293,7 +332,7 @@ class RagPipeline:
         temperature: float = 0.0,
         seed: int | None = None,
     ) -> AskResult:
-        state = self._state
+        state = self._current()
         timings: dict[str, float] = {}
         start = time.perf_counter()
         retriever = self.retriever(strategy, state)
@@ -400,7 +439,7 @@ class RagPipeline:
         are not comparable across questions). Without a dense index every hit counts as
         evidence (returns +inf)."""
         state = state or self._state
-        if state.build.dense is None or not hits:
+        if not state.build.holds("dense") or not hits:
             return float("inf") if hits else 0.0
         dense = self.retriever("dense", state)
         scores = dense.similarity(question, [h.passage_id for h in hits])  # type: ignore[attr-defined]

@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT": "",  # RAG_RATE_LIMIT: per-client limit such as "60/minute"; empty = off
     "API_KEYS": "",  # RAG_API_KEYS: keys, sha256:<digest> entries or @<file of digests>; empty = open
     "METRICS_TOKEN": "",  # RAG_METRICS_TOKEN: bearer token of /metrics; empty = open
+    "BACKEND": "local",  # RAG_BACKEND: local (INDEX_DIR) or milvus (the alias at RAG_MILVUS_URI)
+    "MILVUS_URI": "",  # RAG_MILVUS_URI: a Milvus Lite *.db file or http://host:19530
+    "MILVUS_TOKEN": "",  # RAG_MILVUS_TOKEN: user:password or an API token; empty = none
 }
 _ENV = {
     "INDEX_DIR": ("RAG_INDEX_DIR", str),
@@ -52,6 +55,9 @@ _ENV = {
     "RATE_LIMIT": ("RAG_RATE_LIMIT", str),
     "API_KEYS": ("RAG_API_KEYS", str),
     "METRICS_TOKEN": ("RAG_METRICS_TOKEN", str),
+    "BACKEND": ("RAG_BACKEND", str),
+    "MILVUS_URI": ("RAG_MILVUS_URI", str),
+    "MILVUS_TOKEN": ("RAG_MILVUS_TOKEN", str),
 }
 
 
@@ -188,6 +194,15 @@ def _warm_up(pipeline: RagPipeline, done: threading.Event) -> None:
 def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
     from ..generator import load_generator
 
+    milvus = None
+    if config.get("BACKEND", "local") != "local":
+        from ..milvus import MilvusSettings, check_backend
+
+        check_backend(str(config["BACKEND"]))
+        # test_config may give MILVUS, a MilvusSettings (alias, timeouts) instead of the URI.
+        milvus = config.get("MILVUS") or MilvusSettings(
+            uri=str(config["MILVUS_URI"]), token=str(config.get("MILVUS_TOKEN") or "")
+        )
     generator = load_generator(config["GENERATOR_CHECKPOINT"])
     return RagPipeline(
         config["INDEX_DIR"],
@@ -195,4 +210,5 @@ def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
         generator=generator,
         support_threshold=config["SUPPORT_THRESHOLD"],
         serving=True,
+        milvus=milvus,
     )

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
-from ..errors import IndexLoadError, ModelError, QueryError, RagServerError
+from ..errors import BackendUnavailableError, IndexLoadError, ModelError, QueryError, RagServerError
 from . import auth
 
 log = logging.getLogger("rag_server.api")
@@ -185,6 +185,11 @@ def register(app: Flask) -> None:
     def _unavailable(exc: RagServerError) -> ResponseReturnValue:
         log.error("backend unavailable", extra={"fields": {"error": str(exc)}})  # the full text, paths too
         return error_response(503, exc.code, f"the index or model is unavailable: {public_reason(exc)}")
+
+    @app.errorhandler(BackendUnavailableError)
+    def _backend(exc: BackendUnavailableError) -> ResponseReturnValue:
+        log.error("search backend unavailable", extra={"fields": {"error": str(exc)}})
+        return error_response(503, exc.code, f"the search backend is unavailable: {public_reason(exc)}")
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> ResponseReturnValue:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify
 from flask.typing import ResponseReturnValue
 
+from ..errors import BackendUnavailableError, RagServerError
 from ..pipeline import STRATEGY_DESCRIPTIONS, AskResult, RagPipeline
 from ..retrieval import DEFAULT_STRATEGY
 from .errors import NotReady, ReloadRefused, json_body, public_reason, require_admin, require_metrics_token
@@ -24,10 +26,38 @@ health = Blueprint("health", __name__)
 
 
 def pipeline() -> RagPipeline:
-    found: RagPipeline | None = current_app.extensions.get("rag_pipeline")
+    found: RagPipeline | None = current_app.extensions.get("rag_pipeline") or _recover()
     if found is None:
         raise NotReady(current_app.extensions.get("rag_load_error") or "no index build is loaded")
     return found
+
+
+_RECOVER_EVERY_S = 2.0
+
+
+def _recover() -> RagPipeline | None:
+    """A Milvus-backed server that started while Milvus was unreachable makes its pipeline once
+    Milvus answers (tried at most every two seconds, by one request at a time): replicas come
+    up by themselves, with no reload call. A local server waits for a reload, as before."""
+    app = current_app
+    if app.config.get("BACKEND", "local") == "local":
+        return None
+    lock: threading.Lock = app.extensions["rag_reload_lock"]
+    now = time.monotonic()
+    if now - app.extensions.get("rag_recover_at", float("-inf")) < _RECOVER_EVERY_S or not lock.acquire(blocking=False):
+        return None
+    try:
+        app.extensions["rag_recover_at"] = now
+        fresh: RagPipeline = app.extensions["rag_make_pipeline"]()
+    except RagServerError as exc:
+        app.extensions["rag_load_error"] = public_reason(exc)
+        return None
+    finally:
+        lock.release()
+    app.extensions["rag_pipeline"] = fresh
+    app.extensions.pop("rag_load_error", None)
+    app.extensions.setdefault("rag_warmed", threading.Event()).set()
+    return fresh
 
 
 def source_dict(result: AskResult) -> dict[str, Any] | None:
@@ -105,9 +135,16 @@ def ask() -> ResponseReturnValue:
 
 @v1.get("/strategies")
 def strategies() -> ResponseReturnValue:
-    return jsonify(
-        default=DEFAULT_STRATEGY, strategies=[{"name": n, "description": d} for n, d in STRATEGY_DESCRIPTIONS.items()]
-    )
+    backend = str(current_app.config.get("BACKEND") or "local")
+    listed = []
+    for name, description in STRATEGY_DESCRIPTIONS.items():
+        row: dict[str, Any] = {"name": name, "description": description}
+        if backend != "local":  # keyword has no Milvus counterpart: say so rather than hide it
+            row["available"] = name != "keyword"
+            if name == "keyword":
+                row["description"] += f" (local backend only; not served by the {backend} backend)"
+        listed.append(row)
+    return jsonify(default=DEFAULT_STRATEGY, backend=backend, strategies=listed)
 
 
 @v1.get("/index")
@@ -143,7 +180,12 @@ def healthz() -> ResponseReturnValue:
 
 @health.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    found: RagPipeline | None = current_app.extensions.get("rag_pipeline")
+    found: RagPipeline | None = current_app.extensions.get("rag_pipeline") or _recover()
+    if found is not None:
+        try:
+            found.check_backend()  # Milvus: the alias resolves now (bounded by its timeout)
+        except BackendUnavailableError as exc:
+            return jsonify(status="not_ready", reason=public_reason(exc), backend=found.backend), 503
     if found is None:
         error = current_app.extensions.get("rag_load_error") or "no index build is loaded"
         return jsonify(status="not_ready", reason=error, last_reload=current_app.extensions.get("rag_last_reload")), 503

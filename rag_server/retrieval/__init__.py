@@ -49,7 +49,15 @@ def make_retriever(
 
     ``query_language`` fixes the query stemmer ("pt"/"en"); None detects it per query.
     ``components`` lets a hybrid reuse existing ``bm25`` and ``dense`` retrievers (and so the
-    dense one's query-embedding cache) instead of making its own."""
+    dense one's query-embedding cache) instead of making its own.
+
+    A build held by another backend (``build.backend``, e.g. Milvus) gets that backend's retrievers."""
+    if build.backend == "milvus":
+        from ..milvus.retrievers import make_milvus_retriever
+        from ..milvus.served import MilvusBuild
+
+        assert isinstance(build, MilvusBuild)
+        return make_milvus_retriever(name, build, encoder, query_language, components, **options)
     if name == "keyword":
         return KeywordRetriever(build, query_language)
     if name == "bm25":

@@ -78,14 +78,22 @@ def _values(name: str, value: str | Sequence[str]) -> set[str]:
     return {v.strip() for v in values}
 
 
-def filter_mask(build: IndexBuild, filters: Filters | None) -> npt.NDArray[np.bool_] | None:
-    """Boolean mask over the build's passages, or None when nothing is filtered."""
+def filter_values(filters: Filters | None) -> dict[str, set[str]]:
+    """The filters validated, each field's values normalised ({} when nothing is filtered);
+    shared by the local masks and the Milvus expressions."""
     if not filters:
-        return None
+        return {}
     unknown = sorted(set(filters) - set(FILTER_FIELDS))
     if unknown:
         raise UnknownFilterError(f"unknown filter {unknown}; valid filters: {list(FILTER_FIELDS)}")
-    wanted = {name: _values(name, value) for name, value in filters.items()}
+    return {name: _values(name, value) for name, value in filters.items()}
+
+
+def filter_mask(build: IndexBuild, filters: Filters | None) -> npt.NDArray[np.bool_] | None:
+    """Boolean mask over the build's passages, or None when nothing is filtered."""
+    wanted = filter_values(filters)
+    if not wanted:
+        return None
     mask: npt.NDArray[np.bool_] | None = None
     for name, values in wanted.items():
         allowed = build.field_mask(name, values)

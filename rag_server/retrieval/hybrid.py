@@ -104,15 +104,22 @@ class HybridRetriever(Retriever):
         return hits
 
     def _boosts(self, query: str) -> list[tuple[Callable[[Passage], bool], float]]:
-        factors: list[tuple[Callable[[Passage], bool], float]] = []
-        if self.language_boost:
-            language = self.query_language or detect_language(query)
-            factors.append((lambda p: p.language == language, 1.0 + self.language_boost))
-        if self.citation_boost:
-            refs = cited_refs(query)
-            if refs:
-                factors.append((refs.matches, 1.0 + self.citation_boost))
-        return factors
+        return boost_factors(query, self.query_language, self.language_boost, self.citation_boost)
+
+
+def boost_factors(
+    query: str, query_language: str | None, language_boost: float, citation_boost: float
+) -> list[tuple[Callable[[Passage], bool], float]]:
+    """(which passages, factor) for each boost that applies to ``query``."""
+    factors: list[tuple[Callable[[Passage], bool], float]] = []
+    if language_boost:
+        language = query_language or detect_language(query)
+        factors.append((lambda p: p.language == language, 1.0 + language_boost))
+    if citation_boost:
+        refs = cited_refs(query)
+        if refs:
+            factors.append((refs.matches, 1.0 + citation_boost))
+    return factors
 
 
 def fuse(
