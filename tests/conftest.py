@@ -112,6 +112,28 @@ def server(real_index: Path):  # type: ignore[no-untyped-def]
     server.stop()
 
 
+# ----- the Milvus backend: one Milvus Lite database per session (in-process, in a temp dir) -----
+
+
+@pytest.fixture(scope="session")
+def milvus_settings(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Milvus Lite in a temporary directory; tests that rebuild use their own alias on it."""
+    pytest.importorskip("pymilvus", reason="the [milvus] extra is not installed")
+    from rag_server.milvus import MilvusSettings
+
+    return MilvusSettings(uri=str(tmp_path_factory.mktemp("milvus") / "rag.db"))
+
+
+@pytest.fixture(scope="session")
+def milvus_build(milvus_settings, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The fixture corpus built into Milvus with the fake encoder, as served through the alias."""
+    from rag_server.milvus import MilvusSource, build_into_milvus
+
+    root = tmp_path_factory.mktemp("milvus-cache")
+    build_into_milvus(BuildConfig([FIXTURES / "corpus"], root, progress=False), milvus_settings, encoder=FakeEncoder())
+    return MilvusSource(milvus_settings).open()
+
+
 # ----- hand-made passages for unit tests of the prompt and fuzzing -----
 
 

@@ -19,9 +19,17 @@ def index(built) -> IndexBuild:  # type: ignore[no-untyped-def]
     return IndexBuild.load(built.path)
 
 
-@pytest.fixture(params=STRATEGIES)
-def retriever(request, index: IndexBuild, fake_encoder) -> Retriever:  # type: ignore[no-untyped-def]
-    return make_retriever(request.param, index, encoder=fake_encoder)
+# The contract holds on both backends: every local strategy, and on Milvus every strategy but
+# keyword (local-only; test_milvus.py checks it is refused with a clear message).
+BACKEND_STRATEGIES = [("local", s) for s in STRATEGIES] + [("milvus", s) for s in STRATEGIES if s != "keyword"]
+
+
+@pytest.fixture(params=BACKEND_STRATEGIES, ids=[f"{b}-{s}" for b, s in BACKEND_STRATEGIES])
+def retriever(request, fake_encoder) -> Retriever:  # type: ignore[no-untyped-def]
+    backend, strategy = request.param
+    # The Milvus build is made once per session; the local one per test (tests may edit it).
+    build = request.getfixturevalue("milvus_build" if backend == "milvus" else "index")
+    return make_retriever(strategy, build, encoder=fake_encoder)
 
 
 def test_hits_are_ranked_and_carry_metadata(retriever: Retriever) -> None:

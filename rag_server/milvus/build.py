@@ -58,6 +58,7 @@ def build_into_milvus(
     """Build ``config``'s corpus into a new collection and switch ``settings.alias`` to it.
     ``after_stage`` is called after each stage (tests kill a build there)."""
     config.validate()
+    conn = connection or MilvusConnection(settings)  # before the slow stages: an unreachable Milvus fails fast
     hook = after_stage or (lambda _stage: None)
     durations: dict[str, float] = {}
 
@@ -86,7 +87,6 @@ def build_into_milvus(
     if cache.dirty:
         cache.save()
 
-    conn = connection or MilvusConnection(settings)
     build_id = new_build_id(corpus_sum)
     name = collection_name(settings.alias, build_id)
     timeout = settings.timeout_s

@@ -28,6 +28,9 @@ def _import_pymilvus() -> Any:
     return pymilvus
 
 
+_NOT_LOADED = 101  # pymilvus's code for a collection that is not loaded
+
+
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return str(text).strip().splitlines()[0][:300]
@@ -53,6 +56,20 @@ class MilvusConnection:
             raise
         except Exception as exc:  # pymilvus, grpc and socket errors alike: the backend failed us
             raise BackendUnavailableError(self.backend, f"{what} failed: {_reason(exc)}") from exc
+
+    def read(self, collection: str, what: str, fn: Callable[[], T]) -> T:
+        """A search or query on ``collection``; a collection found released (a restarted Milvus
+        Lite loads nothing by itself) is loaded and the call made once more."""
+        try:
+            return fn()
+        except Exception as exc:
+            if getattr(exc, "code", None) != _NOT_LOADED and "load" not in str(exc).lower():
+                raise BackendUnavailableError(self.backend, f"{what} failed: {_reason(exc)}") from exc
+        self.load(collection)
+        return self.call(what, fn)
+
+    def load(self, collection: str) -> None:
+        self.call("load collection", lambda: self._client.load_collection(collection, timeout=self.settings.timeout_s))
 
     @property
     def client(self) -> Any:

@@ -66,7 +66,8 @@ class MilvusIndexRetriever(MilvusRetriever):
 
     def _found(self, what: str, data: list[Any], field: str, k: int, expr: str, params: dict[str, Any]) -> Scored:
         timeout = self.connection.settings.timeout_s
-        result = self.connection.call(
+        result = self.connection.read(
+            self.collection,
             what,
             lambda: self.connection.client.search(
                 self.collection,
@@ -125,7 +126,8 @@ class MilvusDenseRetriever(MilvusIndexRetriever):
             return []
         timeout = self.connection.settings.timeout_s
         expr = _ids_expression(passage_ids)
-        rows = self.connection.call(
+        rows = self.connection.read(
+            self.collection,
             "vector fetch",
             lambda: self.connection.client.query(
                 self.collection, filter=expr, output_fields=[PASSAGE_ID, VECTOR], timeout=timeout

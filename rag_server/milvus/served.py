@@ -40,6 +40,7 @@ class MilvusBuild(IndexBuild):
             raise BackendUnavailableError(
                 connection.backend, f"collection {collection} holds no complete build (no manifest)"
             )
+        connection.load(collection)  # a no-op when loaded; a restarted Milvus Lite loads nothing itself
         analyzer = Analyzer(AnalyzerSettings(**manifest["analyzer"]))
         return cls(Path(collection), manifest, [], analyzer, collection=collection, connection=connection)
 

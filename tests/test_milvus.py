@@ -1,0 +1,245 @@
+"""The Milvus backend beyond the retriever contract (tests/test_retrieval.py runs that on both
+backends): builds into collections, the alias switch, pruning, interrupted and killed builds,
+the API on Milvus, and Milvus failing at start or under a running app (503, never 500)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, FakeEncoder
+from milvus_server import MilvusLiteServer
+
+from rag_server.build import BuildConfig
+from rag_server.errors import BackendUnavailableError, BuildError, UnknownStrategyError
+from rag_server.retrieval import make_retriever
+
+pytest.importorskip("pymilvus", reason="the [milvus] extra is not installed")
+
+from rag_server.milvus import (
+    MilvusConnection,
+    MilvusSettings,
+    MilvusSource,
+    build_into_milvus,
+)
+from rag_server.milvus.schema import filter_expression
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _build(settings: MilvusSettings, root: Path, corpus: Path = FIXTURES / "corpus", **options: object):  # type: ignore[no-untyped-def]
+    config = BuildConfig([corpus], root, progress=False, **options)  # type: ignore[arg-type]
+    return build_into_milvus(config, settings, encoder=FakeEncoder())
+
+
+def _with_alias(settings: MilvusSettings, alias: str) -> MilvusSettings:
+    return MilvusSettings(uri=settings.uri, alias=alias, timeout_s=settings.timeout_s, alias_ttl_s=0)
+
+
+def test_a_build_is_verified_switched_in_and_older_ones_pruned(milvus_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = _with_alias(milvus_settings, "prune_test")
+    conn = MilvusConnection(settings)
+    made = [_build(settings, tmp_path, keep_builds=2) for _ in range(3)]
+    assert conn.alias_target("prune_test") == made[-1].collection
+    ours = sorted(n for n in conn.collections() if n.startswith("prune_test_b_"))
+    assert ours == [made[1].collection, made[2].collection]  # the oldest pruned, two kept
+    manifest = conn.manifest(made[-1].collection)
+    assert manifest is not None and manifest["passage_count"] == 15 and manifest["build_id"] == made[-1].build_id
+    assert manifest["embedding"]["model"] == "fake-hash-encoder" and manifest["indexes"] == ["bm25", "dense"]
+    served = MilvusSource(settings).open()
+    assert served.build_id == made[-1].build_id and served.holds("dense") and not served.holds("keyword")
+
+
+def test_a_failed_build_leaves_the_alias_and_drops_its_collection(milvus_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = _with_alias(milvus_settings, "fail_test")
+    first = _build(settings, tmp_path)
+    conn = MilvusConnection(settings)
+
+    def fail(stage: str) -> None:
+        if stage == "insert-batch":
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_into_milvus(
+            BuildConfig([FIXTURES / "corpus"], tmp_path, progress=False), settings, FakeEncoder(), after_stage=fail
+        )
+    assert conn.alias_target("fail_test") == first.collection
+    assert [n for n in conn.collections() if n.startswith("fail_test_b_")] == [first.collection]
+
+
+def test_a_model_other_than_the_builds_is_refused(milvus_build) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.errors import ModelError
+
+    class Other(FakeEncoder):
+        name = "another-model"
+        checksum = "a" * 64
+
+    with pytest.raises(ModelError):
+        make_retriever("dense", milvus_build, encoder=Other())
+
+
+def test_keyword_is_local_only_and_says_so(milvus_build) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UnknownStrategyError, match="local backend only"):
+        make_retriever("keyword", milvus_build)
+
+
+def test_filter_values_are_quoted_not_spliced(milvus_build, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    hostile = 'x"] or language in ["pt'
+    assert filter_expression({"source": hostile}) == 'source in ["x\\"] or language in [\\"pt"]'
+    retriever = make_retriever("bm25", milvus_build, encoder=fake_encoder)
+    assert retriever.search("consentimento dados", k=5, filters={"source": hostile}) == []
+    assert retriever.search("consentimento dados", k=5, filters={"source": "Lei 99.999/2030"})
+
+
+@pytest.mark.parametrize("uri", ["", "relative/dir", "ftp://host"])
+def test_bad_uris_are_refused_with_one_line(uri: str) -> None:
+    with pytest.raises(BuildError, match="RAG_MILVUS_URI"):
+        MilvusSettings(uri=uri)
+
+
+def test_the_api_serves_milvus(milvus_settings, milvus_build, tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.api import create_app
+    from rag_server.pipeline import RagPipeline
+
+    pipeline = RagPipeline(tmp_path, encoder=fake_encoder, support_threshold=0.0, milvus=milvus_settings)
+    client = create_app({"PIPELINE": pipeline, "BACKEND": "milvus", "TESTING": True}).test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["build_id"] == milvus_build.build_id
+    found = client.post("/v1/search", json={"query": "consentimento do titular", "k": 3, "filters": {"language": "pt"}})
+    assert found.status_code == 200 and found.json["build_id"] == milvus_build.build_id
+    assert found.json["hits"] and all(h["language"] == "pt" for h in found.json["hits"])
+    asked = client.post("/v1/ask", json={"question": "Quem deve comunicar um incidente de segurança?"})
+    assert asked.status_code == 200 and asked.json["citations"] and asked.json["answer"]
+    keyword = client.post("/v1/search", json={"query": "consentimento", "strategy": "keyword"})
+    assert keyword.status_code == 400 and "local backend only" in keyword.json["error"]["message"]
+    listed = {s["name"]: s for s in client.get("/v1/strategies").json["strategies"]}
+    assert listed["keyword"]["available"] is False and listed["bm25"]["available"] is True
+    assert client.get("/v1/index").json["backend"] == "milvus"
+
+
+def test_milvus_unreachable_at_start_is_a_503_naming_it(fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.api import create_app
+    from rag_server.devserver import free_port
+
+    port = free_port()
+    settings = MilvusSettings(uri=f"http://127.0.0.1:{port}", timeout_s=1)
+    app = create_app(
+        {
+            "BACKEND": "milvus",
+            "MILVUS": settings,
+            "ENCODER": fake_encoder,
+            "GENERATOR_CHECKPOINT": "none",
+            "TESTING": True,
+        }
+    )
+    client = app.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and f"milvus at http://127.0.0.1:{port}" in ready.json["reason"]
+    search = client.post("/v1/search", json={"query": "consentimento"})
+    assert search.status_code == 503 and f"127.0.0.1:{port}" in search.json["error"]["message"]
+
+
+def test_milvus_dying_under_a_running_app_is_a_503_then_it_recovers(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.api import create_app
+    from rag_server.pipeline import RagPipeline
+
+    server = MilvusLiteServer(tmp_path / "milvus").start()
+    try:
+        settings = MilvusSettings(uri=server.uri, timeout_s=2)
+        _build(settings, tmp_path / "cache")
+        pipeline = RagPipeline(tmp_path, encoder=fake_encoder, support_threshold=0.0, milvus=settings)
+        client = create_app({"PIPELINE": pipeline, "BACKEND": "milvus", "TESTING": True}).test_client()
+        body = {"query": "consentimento do titular", "strategy": "hybrid"}
+        assert client.post("/v1/search", json=body).status_code == 200
+        server.kill()
+        for path in ("/v1/search", "/v1/ask"):
+            failed = client.post(path, json=body if path == "/v1/search" else {"question": body["query"]})
+            assert failed.status_code == 503, failed.json
+            assert failed.json["error"]["code"] == "backend_unavailable"
+            assert f"milvus at {server.uri}" in failed.json["error"]["message"]
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json["backend"] == "milvus"
+        server.start()  # the same port and data: the app reconnects by itself
+        statuses = []
+        for _ in range(100):  # gRPC reconnects with a back-off: wait for it, up to ~20 s
+            statuses.append(client.post("/v1/search", json=body).status_code)
+            if statuses[-1] == 200:
+                break
+            time.sleep(0.2)
+        assert statuses[-1] == 200 and set(statuses) <= {200, 503}
+        assert client.get("/readyz").status_code == 200
+    finally:
+        server.stop()
+
+
+_KILLED_BUILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from conftest import FIXTURES, FakeEncoder
+    from rag_server.build import BuildConfig
+    from rag_server.milvus import MilvusSettings, build_into_milvus
+
+    def die(stage):
+        if stage == {stage!r}:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    config = BuildConfig([FIXTURES / "corpus"], Path({root!r}), progress=False)
+    build_into_milvus(config, MilvusSettings(uri={uri!r}), FakeEncoder(), after_stage=die)
+    """
+)
+
+
+@pytest.mark.parametrize("stage", ["insert-batch", "manifest"])
+def test_a_build_killed_midway_leaves_the_alias_on_the_previous_collection(tmp_path: Path, stage: str) -> None:
+    server = MilvusLiteServer(tmp_path / "milvus").start()
+    try:
+        settings = MilvusSettings(uri=server.uri)
+        first = _build(settings, tmp_path / "cache")
+        script = _KILLED_BUILD.format(tests=str(TESTS), stage=stage, root=str(tmp_path / "cache"), uri=server.uri)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+        assert done.returncode == -9, done.stderr.decode()[-2000:]
+        conn = MilvusConnection(settings)
+        assert conn.alias_target(settings.alias) == first.collection
+        left = [n for n in conn.collections() if n != first.collection]
+        assert len(left) == 1  # the killed build's collection, never served
+        served = MilvusSource(settings).open()
+        assert served.build_id == first.build_id
+        assert make_retriever("bm25", served).search("consentimento", k=3)
+        third = _build(settings, tmp_path / "cache")
+        assert conn.alias_target(settings.alias) == third.collection
+        if stage == "insert-batch":  # unfinished: pruned as debris by the next build
+            assert left[0] not in conn.collections()
+    finally:
+        server.stop()
+
+
+def test_unreachable_milvus_fails_a_build_with_one_line(tmp_path: Path) -> None:
+    from rag_server.cli import main
+    from rag_server.devserver import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(BackendUnavailableError, match="milvus at"):
+        _build(MilvusSettings(uri=uri, timeout_s=1), tmp_path)
+    code = main(
+        [
+            "build",
+            "--backend",
+            "milvus",
+            "--milvus-uri",
+            uri,
+            "--corpus",
+            str(FIXTURES / "corpus"),
+            "--out",
+            str(tmp_path / "idx"),
+            "--model",
+            "minilm",
+            "--quiet",
+        ]
+    )
+    assert code == 2
