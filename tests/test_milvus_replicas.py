@@ -1,0 +1,73 @@
+"""Two API processes (gunicorn) serving one Milvus: a rebuild switches both, with no reload
+call and no failed request.
+
+Milvus Lite allows one process per data directory, so it runs as its own server process
+(``python -m milvus_lite server``) and both replicas and the builder talk to it over gRPC, as
+replicas talk to a Milvus cluster. The builds use the real default embedding model: the
+replicas load the model each build names."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from milvus_server import MilvusLiteServer
+
+from rag_server.build import BuildConfig
+from rag_server.devserver import LocalServer, post_json
+
+pytest.importorskip("pymilvus", reason="the [milvus] extra is not installed")
+
+
+def test_a_rebuild_switches_every_replica_with_no_failed_request(tmp_path: Path, corpus_dir: Path) -> None:
+    from rag_server.milvus import MilvusSettings, build_into_milvus
+
+    server = MilvusLiteServer(tmp_path / "milvus").start()
+    replicas: list[LocalServer] = []
+    try:
+        settings = MilvusSettings(uri=server.uri)
+        config = BuildConfig([corpus_dir], tmp_path / "cache", progress=False)
+        first = build_into_milvus(config, settings)
+        env = {"RAG_BACKEND": "milvus", "RAG_MILVUS_URI": server.uri, "RAG_GENERATOR_CHECKPOINT": "none"}
+        for _ in range(2):
+            replicas.append(LocalServer(tmp_path / "unused", server="gunicorn", env=env, ready_timeout=120).start())
+        assert [r.build_id for r in replicas] == [first.build_id] * 2
+
+        seen: list[list[tuple[int, str]]] = [[], []]  # per replica: (status, build id) in order
+        stop = threading.Event()
+
+        def ask(i: int) -> None:
+            while not stop.is_set():
+                status, body = post_json(replicas[i].base + "/v1/search", {"query": "backups noturnos", "k": 3})
+                seen[i].append((status, body.get("build_id", "") if isinstance(body, dict) else ""))
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            (corpus_dir / "backups.md").write_text("# Backups\n\nOs backups noturnos ficam no território nacional.\n")
+            second = build_into_milvus(config, settings)
+            for _ in range(300):  # both follow the alias within its TTL (1 s); wait up to ~60 s on a busy machine
+                if all(s and s[-1][1] == second.build_id for s in seen):
+                    break
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+
+        for requests in seen:
+            statuses = {status for status, _ in requests}
+            assert statuses == {200}, statuses
+            builds = [build for _, build in requests]
+            assert builds[0] == first.build_id and builds[-1] == second.build_id
+            switched = builds.index(second.build_id)
+            assert set(builds[switched:]) == {second.build_id}  # never back to the old build
+        status, body = post_json(replicas[0].base + "/v1/search", {"query": "backups noturnos", "k": 1})
+        assert status == 200 and body["hits"][0]["doc_id"] == "backups"
+    finally:
+        for replica in replicas:
+            replica.stop()
+        server.stop()
