@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -81,6 +81,11 @@ class IndexBuild:
     def holds(self, index: str) -> bool:
         """Whether the build has the index ``index`` ("keyword", "bm25", "dense")."""
         return getattr(self, index, None) is not None
+
+    def term_idf(self) -> Callable[[str], float] | None:
+        """The idf of a term when the build's term statistics are not in memory (a Milvus build's
+        are in Milvus); None here: the pipeline reads them from the BM25 or keyword index."""
+        return None
 
     def position(self, passage_id: str) -> int | None:
         if not self._positions:

@@ -286,6 +286,7 @@ class RagPipeline:
         build = state.build
         index = build.bm25 or build.keyword
         idf = _idf_of(index.matrix.vocab, index.matrix.doc_freq().tolist(), len(build.passages)) if index else None
+        idf = idf or build.term_idf()
         encode = query_vector = similarity = None
         if build.holds("dense"):
             dense = self.retriever("dense", state)

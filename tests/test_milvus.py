@@ -47,6 +47,8 @@ def test_a_build_is_verified_switched_in_and_older_ones_pruned(milvus_settings, 
     assert conn.alias_target("prune_test") == made[-1].collection
     ours = sorted(n for n in conn.collections() if n.startswith("prune_test_b_"))
     assert ours == [made[1].collection, made[2].collection]  # the oldest pruned, two kept
+    tables = sorted(n for n in conn.collections() if n.startswith("prune_test_t_"))
+    assert tables == [m.manifest["terms_collection"] for m in made[1:]]  # term tables go with their build
     manifest = conn.manifest(made[-1].collection)
     assert manifest is not None and manifest["passage_count"] == 15 and manifest["build_id"] == made[-1].build_id
     assert manifest["embedding"]["model"] == "fake-hash-encoder" and manifest["indexes"] == ["bm25", "dense"]
@@ -80,6 +82,22 @@ def test_a_model_other_than_the_builds_is_refused(milvus_build) -> None:  # type
 
     with pytest.raises(ModelError):
         make_retriever("dense", milvus_build, encoder=Other())
+
+
+def test_term_idf_equals_the_local_builds(milvus_build, built) -> None:  # type: ignore[no-untyped-def]
+    """The evidence ranker weighs question terms by the same idf on both backends."""
+    from rag_server.evidence import okapi_idf
+    from rag_server.loader import IndexBuild
+
+    local = IndexBuild.load(built.path)
+    idf = milvus_build.term_idf()
+    matrix = local.bm25.matrix
+    doc_freq = matrix.doc_freq().tolist()
+    terms = local.analyzer.tokens("consentimento do titular, incidente e servidores de GPU", "pt")
+    assert len(terms) >= 4 and all(t in matrix.vocab for t in terms)
+    for term in terms:
+        assert idf(term) == pytest.approx(okapi_idf(doc_freq[matrix.vocab[term]], len(local.passages))), term
+    assert idf("nosuchtermanywhere") == 0.0
 
 
 def test_keyword_is_local_only_and_says_so(milvus_build) -> None:  # type: ignore[no-untyped-def]
@@ -206,7 +224,7 @@ def test_a_build_killed_midway_leaves_the_alias_on_the_previous_collection(tmp_p
         assert done.returncode == -9, done.stderr.decode()[-2000:]
         conn = MilvusConnection(settings)
         assert conn.alias_target(settings.alias) == first.collection
-        left = [n for n in conn.collections() if n != first.collection]
+        left = [n for n in conn.collections() if n != first.collection and "_b_" in n]
         assert len(left) == 1  # the killed build's collection, never served
         served = MilvusSource(settings).open()
         assert served.build_id == first.build_id

@@ -33,7 +33,24 @@ from ..documents import corpus_checksum, load_corpus
 from ..embedding import EmbeddingCache, Encoder, embedding_meta, make_encoder
 from ..errors import BackendUnavailableError, BuildError
 from .client import MANIFEST_PROPERTY, MilvusConnection
-from .schema import ROW, SPARSE, VECTOR, collection_name, create_schema, index_params, index_terms, row_of, too_long
+from .schema import (
+    DOC_FREQ,
+    MAX_TERM_BYTES,
+    ROW,
+    SPARSE,
+    TERM,
+    UNIT,
+    VECTOR,
+    collection_name,
+    create_schema,
+    create_terms_schema,
+    index_params,
+    index_terms,
+    row_of,
+    terms_collection_name,
+    terms_index_params,
+    too_long,
+)
 from .settings import MilvusSettings
 
 INSERT_BATCH = 1000  # rows per insert call: a few MB per gRPC message with 384-d vectors
@@ -89,6 +106,7 @@ def build_into_milvus(
 
     build_id = new_build_id(corpus_sum)
     name = collection_name(settings.alias, build_id)
+    term_table = terms_collection_name(name)
     timeout = settings.timeout_s
     client = conn.client
     try:
@@ -108,6 +126,7 @@ def build_into_milvus(
         timed("insert", lambda: _insert(conn, name, passages, terms, vectors, hook))
         timed("flush", lambda: conn.call("flush", lambda: client.flush(name, timeout=timeout)))
         timed("verify", lambda: verify(conn, name, passages, terms, vectors))
+        timed("terms", lambda: _write_terms(conn, term_table, terms))
         manifest: dict[str, Any] = {
             "format_version": MANIFEST_VERSION,
             "rag_server_version": __version__,
@@ -123,6 +142,7 @@ def build_into_milvus(
             "chunking": {"max_chars": config.max_chars},
             "analyzer": config.analyzer.to_dict(),
             "indexes": ["bm25", "dense"],
+            "terms_collection": term_table,
             "bm25": config.bm25.to_dict(),
             "embedding": {
                 **embedding_meta(enc),
@@ -144,6 +164,7 @@ def build_into_milvus(
         hook("switch")
     except BaseException:
         _drop_quietly(conn, name)  # never named by the alias: nothing served changes
+        _drop_quietly(conn, term_table)
         raise
     prune(conn, settings.alias, max(config.keep_builds, MIN_KEEP), just_built=name)
     return MilvusBuildResult(build_id, name, manifest, encoded)
@@ -169,6 +190,28 @@ def _insert(
         # Inserts of large batches may take longer than a query: allow them more time.
         conn.call("insert", partial(conn.client.insert, name, rows, timeout=timeout * 6))
         hook("insert-batch")
+
+
+def _write_terms(conn: MilvusConnection, table: str, terms: Sequence[list[str]]) -> None:
+    doc_freq = Counter(t for passage_terms in terms for t in set(passage_terms))
+    client, timeout = conn.client, conn.settings.timeout_s
+    conn.call(
+        "create term table",
+        partial(
+            client.create_collection,
+            table,
+            schema=create_terms_schema(conn.pymilvus),
+            index_params=terms_index_params(client),
+            consistency_level="Strong",
+            timeout=timeout,
+        ),
+    )
+    rows = [{TERM: t, DOC_FREQ: n, UNIT: [1.0, 0.0]} for t, n in doc_freq.items() if len(t.encode()) <= MAX_TERM_BYTES]
+    for start in range(0, len(rows), 5 * INSERT_BATCH):
+        conn.call(
+            "insert terms", partial(client.insert, table, rows[start : start + 5 * INSERT_BATCH], timeout=timeout * 6)
+        )
+    conn.call("flush terms", partial(client.flush, table, timeout=timeout))
 
 
 def verify(
@@ -218,7 +261,8 @@ def prune(conn: MilvusConnection, alias: str, keep: int, just_built: str | None 
     Returns the names dropped."""
     prefix = f"{alias}_b_"
     served = conn.alias_target(alias)
-    ours = sorted(n for n in conn.collections() if n.startswith(prefix))
+    existing = conn.collections()
+    ours = sorted(n for n in existing if n.startswith(prefix))
     complete = [n for n in ours if conn.manifest(n) is not None]
     kept = set(complete[-keep:]) | {served, just_built}
     dropped = []
@@ -227,6 +271,12 @@ def prune(conn: MilvusConnection, alias: str, keep: int, just_built: str | None 
         if name not in kept and (name in complete or stale):
             conn.drop(name)
             dropped.append(name)
+    for table in existing:  # term tables whose build is gone (dropped now, or by a killed build)
+        owner = f"{alias}_b_{table[len(alias) + 3 :]}"
+        gone = owner in dropped or owner not in existing
+        if table.startswith(f"{alias}_t_") and gone and (just_built is None or owner < just_built):
+            conn.drop(table)
+            dropped.append(table)
     return dropped
 
 

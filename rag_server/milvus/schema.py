@@ -20,6 +20,8 @@ from ..indexes import BM25Params
 from ..retrieval.base import Filters, filter_values
 
 ROW, PASSAGE_ID, TERMS, SPARSE, VECTOR = "row", "passage_id", "terms", "sparse", "vector"
+TERM, DOC_FREQ, UNIT = "term", "doc_freq", "unit"  # the build's term table (document frequencies)
+MAX_TERM_BYTES = 256
 META_FIELDS = ("doc_id", "title", "language", "doc_type", "source", "section", "article", "provision", "text")
 OUTPUT_FIELDS = [PASSAGE_ID, *META_FIELDS]
 # Bytes (UTF-8) each text field may hold; a passage over a limit stops the build, naming it.
@@ -42,6 +44,30 @@ HNSW = {"M": 16, "efConstruction": 200}
 def collection_name(alias: str, build_id: str) -> str:
     """``<alias>_b_<build id>``: sorts by creation time, like local build directories."""
     return f"{alias}_b_{build_id.replace('-', '_')}"
+
+
+def terms_collection_name(collection: str) -> str:
+    """The term table of the build in ``collection`` (``<alias>_t_<build id>``)."""
+    alias, _, build = collection.rpartition("_b_")
+    return f"{alias}_t_{build}"
+
+
+def create_terms_schema(pymilvus: Any) -> Any:
+    """Term → number of passages holding it: the idf the evidence ranker weighs question terms
+    with, as a local build reads it from its BM25 index. Milvus wants a vector field in every
+    collection: ``unit`` is a constant 2-d one, never searched."""
+    dt = pymilvus.DataType
+    schema = pymilvus.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field(TERM, dt.VARCHAR, is_primary=True, max_length=MAX_TERM_BYTES)
+    schema.add_field(DOC_FREQ, dt.INT64)
+    schema.add_field(UNIT, dt.FLOAT_VECTOR, dim=2)
+    return schema
+
+
+def terms_index_params(client: Any) -> Any:
+    params = client.prepare_index_params()
+    params.add_index(field_name=UNIT, index_type="FLAT", metric_type="L2")
+    return params
 
 
 def index_terms(terms: Iterable[str]) -> str:

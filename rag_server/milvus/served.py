@@ -8,17 +8,23 @@ so queries are embedded and analysed exactly as its passages were.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..analysis import Analyzer, AnalyzerSettings
 from ..errors import BackendUnavailableError
+from ..evidence import okapi_idf
 from ..loader import IndexBuild
 from .client import MilvusConnection
+from .schema import DOC_FREQ, TERM
 from .settings import MilvusSettings
+
+TERM_CACHE_SIZE = 100_000
 
 
 @dataclass
@@ -32,6 +38,41 @@ class MilvusBuild(IndexBuild):
 
     def holds(self, index: str) -> bool:
         return index in self.manifest.get("indexes", [])
+
+    def term_idf(self) -> Callable[[str], float] | None:
+        """BM25's idf of a term from the build's term table, remembered per term (questions
+        repeat their words); None for a build made without one."""
+        table = self.manifest.get("terms_collection")
+        if not table:
+            return None
+        connection: MilvusConnection = self.connection
+        n_docs = int(self.manifest["passage_count"])
+        known: dict[str, float] = {}
+        lock = threading.Lock()
+
+        def idf(term: str) -> float:
+            with lock:
+                found = known.get(term)
+            if found is not None:
+                return found
+            rows = connection.read(
+                table,
+                "term look-up",
+                lambda: connection.client.query(
+                    table,
+                    filter=f"{TERM} in [{json.dumps(term, ensure_ascii=False)}]",
+                    output_fields=[DOC_FREQ],
+                    timeout=connection.settings.timeout_s,
+                ),
+            )
+            value = okapi_idf(int(rows[0][DOC_FREQ]), n_docs) if rows else 0.0  # unknown terms count for nothing
+            with lock:
+                if len(known) >= TERM_CACHE_SIZE:
+                    known.clear()
+                known[term] = value
+            return value
+
+        return idf
 
     @classmethod
     def open(cls, connection: MilvusConnection, collection: str) -> MilvusBuild:
