@@ -132,6 +132,11 @@ def test_the_api_serves_milvus(milvus_settings, milvus_build, tmp_path: Path, fa
     assert found.json["hits"] and all(h["language"] == "pt" for h in found.json["hits"])
     asked = client.post("/v1/ask", json={"question": "Quem deve comunicar um incidente de segurança?"})
     assert asked.status_code == 200 and asked.json["citations"] and asked.json["answer"]
+    chat = client.post(
+        "/v1/chat/completions", json={"messages": [{"role": "user", "content": "O que é GPU dedicada?"}]}
+    )
+    assert chat.status_code == 200 and chat.json["choices"][0]["message"]["content"]
+    assert client.get("/").status_code == 200  # the page
     keyword = client.post("/v1/search", json={"query": "consentimento", "strategy": "keyword"})
     assert keyword.status_code == 400 and "local backend only" in keyword.json["error"]["message"]
     listed = {s["name"]: s for s in client.get("/v1/strategies").json["strategies"]}
