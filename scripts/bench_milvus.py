@@ -46,6 +46,8 @@ from rag_server.milvus.schema import OUTPUT_FIELDS, SPARSE, VECTOR, create_schem
 from rag_server.retrieval import make_retriever
 
 STRATEGIES = ("bm25", "dense", "hybrid", "hybrid-convex")
+# Milvus's own RRF (hybrid_search + RRFRanker, one round trip), beside the served local fusion.
+NATIVE = ("hybrid", {"native": True}, "hybrid (Milvus RRFRanker)")
 
 
 def _subset(dataset: Path, evalset: Any, max_docs: int, out: Path) -> Path:
@@ -93,6 +95,8 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
             retriever = make_retriever(strategy, build, encoder, query_language=evalset.language)
             retriever.search(evalset.queries[0].text, k=10)  # first-use costs out of the timings
             results.append(run_strategy(f"{strategy} · {name}", retriever, evalset, 100, progress=False))
+    native = make_retriever(NATIVE[0], served, encoder, query_language=evalset.language, **NATIVE[1])
+    results.append(run_strategy(f"{NATIVE[2]} · milvus", native, evalset, 100, progress=False))
     score(results, qrels, grade)
     rows = [
         {

@@ -100,6 +100,16 @@ def test_term_idf_equals_the_local_builds(milvus_build, built) -> None:  # type:
     assert idf("nosuchtermanywhere") == 0.0
 
 
+def test_milvus_native_rrf_equals_the_local_fusion(milvus_build, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    native = make_retriever("hybrid", milvus_build, encoder=fake_encoder, native=True)
+    fused = make_retriever("hybrid", milvus_build, encoder=fake_encoder)
+    for query, filters in [("consentimento do titular", None), ("GPU dedicada", {"language": "pt"})]:
+        ours = {h.passage_id: h.score for h in fused.search(query, k=100, filters=filters)}
+        theirs = {h.passage_id: h.score for h in native.search(query, k=100, filters=filters)}
+        assert theirs.keys() == ours.keys()
+        assert all(theirs[p] == pytest.approx(ours[p], rel=1e-5) for p in ours)
+
+
 def test_keyword_is_local_only_and_says_so(milvus_build) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UnknownStrategyError, match="local backend only"):
         make_retriever("keyword", milvus_build)

@@ -196,13 +196,14 @@ def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
 
     milvus = None
     if config.get("BACKEND", "local") != "local":
-        from ..milvus import MilvusSettings, check_backend
+        from ..milvus import MilvusSettings, MilvusSource, check_backend
 
         check_backend(str(config["BACKEND"]))
         # test_config may give MILVUS, a MilvusSettings (alias, timeouts) instead of the URI.
         milvus = config.get("MILVUS") or MilvusSettings(
             uri=str(config["MILVUS_URI"]), token=str(config.get("MILVUS_TOKEN") or "")
         )
+        MilvusSource(milvus).target()  # Milvus answers and names a build: checked before the generator loads
     generator = load_generator(config["GENERATOR_CHECKPOINT"])
     return RagPipeline(
         config["INDEX_DIR"],
