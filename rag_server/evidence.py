@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .analysis import Analyzer, detect_language, fold
-from .chunking import Passage
+from .passage import Passage
 from .prompt import one_line
 from .sentences import Span, sentence_spans
 

@@ -41,7 +41,6 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from rag_server.chunking import Passage
 from rag_server.documents import corpus_checksum
 from rag_server.errors import CorpusError
 from rag_server.generator.checkpoint import save_checkpoint
@@ -58,6 +57,7 @@ from rag_server.generator.data import (
 )
 from rag_server.generator.model import IGNORE_INDEX, CharTransformer, GeneratorConfig
 from rag_server.generator.vocab import CharVocab
+from rag_server.passage import Passage
 
 Batch = tuple[torch.Tensor, torch.Tensor, int]  # inputs (B, T), targets (B, T), characters read
 

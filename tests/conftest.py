@@ -13,8 +13,8 @@ import pytest
 
 from rag_server.analysis import Analyzer
 from rag_server.build import BuildConfig, BuildResult, build_index
-from rag_server.chunking import Passage
 from rag_server.embedding import PrefixedEncoding
+from rag_server.passage import Passage
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

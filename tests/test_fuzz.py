@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from rag_server.analysis import Analyzer, detect_language, fold
 from rag_server.api.schemas import AskRequest, ChatRequest, SearchRequest
-from rag_server.chunking import Passage, chunk_document
+from rag_server.chunking import chunk_document
 from rag_server.documents import DOC_TYPES, Document, parse_markdown, parse_text
 from rag_server.errors import CorpusError, EmptyQueryError, InvalidParameterError
+from rag_server.passage import Passage
 from rag_server.prompt import NO_PASSAGES, build_prompt, one_line
 from rag_server.retrieval.base import Hit
 

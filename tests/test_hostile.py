@@ -266,7 +266,7 @@ def _rewrite(build_dir: Path, rel: str, write: Any) -> None:
     attacker (or a bug) with write access would: verification by checksum then passes."""
     import json
 
-    from rag_server.build import sha256_file
+    from rag_server.manifest import sha256_file
 
     write(build_dir / rel)
     manifest_path = build_dir / "manifest.json"

@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from rag_server.chunking import Passage
 from rag_server.errors import EmptyQueryError, InvalidParameterError, UnknownFilterError, UnknownStrategyError
 from rag_server.indexes import ScoredPassages
 from rag_server.loader import IndexBuild
+from rag_server.passage import Passage
 from rag_server.retrieval import STRATEGIES, HybridRetriever, IndexRetriever, Retriever, make_retriever
 
 

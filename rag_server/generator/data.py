@@ -32,8 +32,9 @@ import torch
 from torch.nn import functional as F
 
 from ..analysis import fold
-from ..chunking import Passage, chunk_corpus
+from ..chunking import chunk_corpus
 from ..documents import load_corpus
+from ..passage import Passage
 from ..prompt import NO_PASSAGES, build_prompt, one_line
 from ..retrieval.base import Hit
 from ..sentences import split_sentences

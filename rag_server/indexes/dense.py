@@ -15,7 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import BuildError, IndexLoadError
-from .sparse import ScoredPassages, load_params
+from .sparse import ScoredPassages
+from .storage import load_params
 
 # faiss's bundled stubs lack the SearchParameters keyword arguments and per-class methods.
 faiss: Any = _faiss

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..chunking import Passage, normalize_article
 from ..errors import EmptyQueryError, InvalidParameterError, UnknownFilterError
 from ..indexes import ScoredPassages
 from ..loader import IndexBuild
+from ..passage import Passage, normalize_article
 
 MAX_K = 100
 FILTER_FIELDS = ("language", "doc_type", "source", "article", "doc_id")

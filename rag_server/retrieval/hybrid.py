@@ -27,9 +27,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ..analysis import detect_language
-from ..chunking import Passage
 from ..errors import InvalidParameterError
 from ..loader import IndexBuild
+from ..passage import Passage
 from .base import MAX_K, ComponentScore, Hit, IndexRetriever, Retriever
 from .citations import cited_refs
 
