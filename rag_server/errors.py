@@ -5,6 +5,7 @@
     ├── BuildError                 an index build cannot complete (bad settings, empty corpus…)
     ├── IndexLoadError             a built index is missing, truncated or fails its checksum
     ├── ModelError                 an embedding model or checkpoint cannot be loaded
+    ├── ConfigError                a setting (a RAG_* environment variable) cannot be read
     └── QueryError                 a request is invalid: empty query, unknown strategy or
         │                          filter, k out of range (the API maps these to HTTP 4xx)
         ├── EmptyQueryError
@@ -68,6 +69,12 @@ class ModelError(RagServerError):
     """An embedding model or generator checkpoint cannot be loaded."""
 
     code = "model_error"
+
+
+class ConfigError(RagServerError):
+    """A setting cannot be read (the message names the environment variable)."""
+
+    code = "config_error"
 
 
 class QueryError(RagServerError, ValueError):

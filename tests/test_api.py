@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from rag_server.api import create_app
-from rag_server.pipeline import STRATEGY_DESCRIPTIONS, RagPipeline
-from rag_server.retrieval import DEFAULT_STRATEGY, STRATEGIES
+from rag_server.pipeline import RagPipeline
+from rag_server.retrieval import DEFAULT_STRATEGY, LOCAL, STRATEGIES
 
 
 def _error(response) -> dict:  # type: ignore[no-untyped-def]
@@ -78,7 +78,8 @@ def test_unsupported_answers_say_so(built, tmp_path: Path, fake_encoder) -> None
 
 def test_strategies_index_and_health(client) -> None:  # type: ignore[no-untyped-def]
     body = client.get("/v1/strategies").get_json()
-    assert [s["name"] for s in body["strategies"]] == list(STRATEGIES) == list(STRATEGY_DESCRIPTIONS)
+    assert [s["name"] for s in body["strategies"]] == list(STRATEGIES) == list(LOCAL.descriptions())
+    assert [s["description"] for s in body["strategies"]] == list(LOCAL.descriptions().values())
     assert body["default"] == "hybrid-convex"
     manifest = client.get("/v1/index").get_json()
     assert manifest["passage_count"] > 0 and "corpus_dirs" not in manifest
@@ -317,15 +318,15 @@ def test_reload_warms_the_new_build_before_switching(app, make_build, corpus_dir
 def test_reload_keeps_the_loaded_embedding_model_when_the_new_build_uses_it(  # type: ignore[no-untyped-def]
     built, make_build, corpus_dir: Path, tmp_path: Path, fake_encoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rag_server.retrieval import DenseRetriever
-
-    pipeline = RagPipeline(tmp_path / "indexes")  # no encoder given: each build's retriever finds one
-    pipeline._state.retrievers["dense"] = DenseRetriever(pipeline.build, fake_encoder)  # as if loaded
+    pipeline = RagPipeline(tmp_path / "indexes")  # no encoder given: each build's own model
+    pipeline._state.encoder = fake_encoder  # as if loaded for the first build
+    first = pipeline.build.build_id
     make_build(corpus_dir)  # a newer build, embedded by the same (fake) model
-    pipeline.reload()
+    assert pipeline.reload() != first
+    assert pipeline.encoder() is fake_encoder
     assert pipeline._state.retrievers["dense"].encoder is fake_encoder  # type: ignore[attr-defined]
     monkeypatch.setattr(fake_encoder, "checksum", "0" * 64)  # a build embedded by another model
-    assert pipeline._encoder_for(pipeline.build) is None
+    assert pipeline._reusable(pipeline.build) is None
 
 
 def test_a_failed_warm_up_is_logged_not_raised(app, caplog: pytest.LogCaptureFixture, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -142,7 +142,7 @@ class _Fixed(IndexRetriever):
         super().__init__(build)
         self.ranking = ranking
 
-    def _scored(self, query, terms, k, mask):  # type: ignore[no-untyped-def]
+    def scored(self, query, terms, k, mask):  # type: ignore[no-untyped-def]
         row = {p.id: i for i, p in enumerate(self.build.passages)}
         chosen = self.ranking[:k]
         return ScoredPassages(

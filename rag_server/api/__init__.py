@@ -1,14 +1,13 @@
 """The Flask application: ``create_app(test_config=None)``.
 
-Configuration comes from environment variables (documented in the README) unless
-``test_config`` overrides them. The index, the embedding model and the generator are loaded
-once per process, when the app is created.
+Configuration comes from the ``RAG_*`` environment variables (:mod:`rag_server.settings`,
+documented in the README) unless ``test_config`` overrides them. The index, the embedding
+model and the generator are loaded once per process, when the app is created.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
@@ -17,8 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Flask, Response, g, request
 
 from ..errors import RagServerError
-from ..generator.paths import PACKAGED_CHECKPOINT
 from ..pipeline import RagPipeline
+from ..settings import Settings
 from ..web import web
 from . import auth, errors, logs
 from .chat import chat
@@ -26,42 +25,11 @@ from .json_provider import JsonProvider
 from .metrics import Metrics
 from .views import health, v1
 
-DEFAULTS: dict[str, Any] = {
-    "INDEX_DIR": "indexes",  # RAG_INDEX_DIR
-    # RAG_GENERATOR_CHECKPOINT: a checkpoint file; "none" answers by quoting the best passage.
-    "GENERATOR_CHECKPOINT": str(PACKAGED_CHECKPOINT),
-    # RAG_SUPPORT_THRESHOLD (scripts/calibrate_support.py); None: the value calibrated for the build's
-    # embedding model (pipeline.SUPPORT_THRESHOLDS; 0.41 for the default model).
-    "SUPPORT_THRESHOLD": None,
-    "MAX_CONTENT_LENGTH": 64 * 1024,  # RAG_MAX_BODY_BYTES
-    "LOG_LEVEL": "INFO",  # RAG_LOG_LEVEL
-    "TORCH_THREADS": 1,  # RAG_TORCH_THREADS: one per worker (latency jumps 10-80x with more)
-    "ADMIN_TOKEN": "",  # RAG_ADMIN_TOKEN: bearer token of /v1/admin/reload; empty disables it
-    "RATE_LIMIT": "",  # RAG_RATE_LIMIT: per-client limit such as "60/minute"; empty = off
-    "API_KEYS": "",  # RAG_API_KEYS: keys, sha256:<digest> entries or @<file of digests>; empty = open
-    "METRICS_TOKEN": "",  # RAG_METRICS_TOKEN: bearer token of /metrics; empty = open
-}
-_ENV = {
-    "INDEX_DIR": ("RAG_INDEX_DIR", str),
-    "GENERATOR_CHECKPOINT": ("RAG_GENERATOR_CHECKPOINT", str),
-    "SUPPORT_THRESHOLD": ("RAG_SUPPORT_THRESHOLD", float),
-    "MAX_CONTENT_LENGTH": ("RAG_MAX_BODY_BYTES", int),
-    "LOG_LEVEL": ("RAG_LOG_LEVEL", str),
-    "TORCH_THREADS": ("RAG_TORCH_THREADS", int),
-    "ADMIN_TOKEN": ("RAG_ADMIN_TOKEN", str),
-    "RATE_LIMIT": ("RAG_RATE_LIMIT", str),
-    "API_KEYS": ("RAG_API_KEYS", str),
-    "METRICS_TOKEN": ("RAG_METRICS_TOKEN", str),
-}
-
 
 def load_settings(test_config: dict[str, Any] | None) -> dict[str, Any]:
-    settings = dict(DEFAULTS)
-    for key, (var, cast) in _ENV.items():
-        if os.environ.get(var):
-            settings[key] = cast(os.environ[var])
-    settings.update(test_config or {})
-    return settings
+    """The app's configuration: the ``RAG_*`` settings (:mod:`rag_server.settings`), read now,
+    with ``test_config`` over them."""
+    return {**Settings.from_env().flask_config(), **(test_config or {})}
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -71,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.url_map.merge_slashes = False
     app.json = JsonProvider(app)  # orjson; keys keep their order, text is UTF-8, not \u escapes
     log = logs.configure(app.config["LOG_LEVEL"])
+    logs.init_app(app)
 
     try:
         import torch
@@ -195,4 +164,5 @@ def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
         generator=generator,
         support_threshold=config["SUPPORT_THRESHOLD"],
         serving=True,
+        threads=int(config["TORCH_THREADS"]),  # the encoder sets the same count when its model loads
     )

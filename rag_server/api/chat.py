@@ -18,9 +18,10 @@ from flask.typing import ResponseReturnValue
 
 from ..pipeline import DEFAULT_MAX_NEW_CHARS, AskResult
 from .errors import ApiError, json_body
+from .logs import note_query
 from .metrics import metrics_of
 from .schemas import ChatRequest
-from .views import _note_query, pipeline, source_dict
+from .views import pipeline, source_dict
 
 chat = Blueprint("chat", __name__, url_prefix="/v1")
 MODEL_NAME = "rag_server"
@@ -56,7 +57,7 @@ def completions() -> ResponseReturnValue:
         question = body.question()
     except ValueError as exc:
         raise ApiError(str(exc)) from None
-    _note_query(question)
+    note_query(question)
     result = pipeline().ask(
         question,
         body.strategy,

@@ -7,13 +7,13 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from ..pipeline import STRATEGY_DESCRIPTIONS, AskResult, RagPipeline
-from ..retrieval import DEFAULT_STRATEGY
+from ..pipeline import AskResult, RagPipeline
+from ..retrieval import LOCAL
 from .errors import NotReady, ReloadRefused, json_body, public_reason, require_admin, require_metrics_token
-from .logs import query_digest
+from .logs import note_query
 from .metrics import metrics_of
 from .openapi import DOCS_PAGE, openapi_document
 from .schemas import AskRequest, SearchRequest
@@ -44,14 +44,10 @@ def source_dict(result: AskResult) -> dict[str, Any] | None:
     }
 
 
-def _note_query(text: str) -> None:
-    g.log_fields = {"query_hmac": query_digest(text), "query_chars": len(text)}
-
-
 @v1.post("/search")
 def search() -> ResponseReturnValue:
     body = SearchRequest.model_validate(json_body())
-    _note_query(body.query)
+    note_query(body.query)
     result = pipeline().search(body.query, body.strategy, body.k, body.filters.as_dict() if body.filters else None)
     metrics_of(current_app).observe_stages(result.timings_ms)
     return jsonify(
@@ -65,7 +61,7 @@ def search() -> ResponseReturnValue:
 @v1.post("/ask")
 def ask() -> ResponseReturnValue:
     body = AskRequest.model_validate(json_body())
-    _note_query(body.question)
+    note_query(body.question)
     r = pipeline().ask(
         body.question, body.strategy, body.k, body.filter_dict(), body.max_new_chars, body.temperature, body.seed
     )
@@ -105,8 +101,10 @@ def ask() -> ResponseReturnValue:
 
 @v1.get("/strategies")
 def strategies() -> ResponseReturnValue:
+    loaded: RagPipeline | None = current_app.extensions.get("rag_pipeline")
+    registry = loaded.registry if loaded is not None else LOCAL  # listed even before an index loads
     return jsonify(
-        default=DEFAULT_STRATEGY, strategies=[{"name": n, "description": d} for n, d in STRATEGY_DESCRIPTIONS.items()]
+        default=registry.default, strategies=[{"name": s.name, "description": s.description} for s in registry]
     )
 
 

@@ -19,7 +19,7 @@ from ..build import BuildConfig, build_index
 from ..embedding import DEFAULT_MODEL, Encoder
 from ..indexes import BM25Params
 from ..loader import IndexBuild
-from ..retrieval import Retriever, make_retriever
+from ..retrieval import LOCAL, Retriever, encoder_for_build, make_retriever
 from .datasets import (
     NATURAL_QUESTIONS,
     PROJECT_QUESTIONS,
@@ -75,10 +75,13 @@ def compare(
     cache_dir: Path | None = Path("indexes/cache"),
     encoder: Encoder | None = None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> Comparison:
+    """Every spec over one temporary build. ``encoder`` embeds passages and queries (None: the
+    ``model``, loaded once for the build and once, with ``threads`` threads, for the queries)."""
     evalset, default_dirs = load_dataset(dataset, split)
     with tempfile.TemporaryDirectory(prefix="rag-compare-") as tmp:
-        needs_dense = any(s.strategy != "keyword" and s.strategy != "bm25" for s in specs)
+        needs_dense = any(LOCAL.get(s.strategy).needs_encoder for s in specs)
         config = BuildConfig(
             corpus_dirs=list(corpus_dirs or default_dirs),
             index_root=Path(tmp),
@@ -96,15 +99,12 @@ def compare(
         else:
             qrels, relevant_grade = resolve_qrels(evalset, build.passages), 2
         evalset.queries = [q for q in evalset.queries if q.id in qrels]
-        shared_encoder = encoder
+        query_encoder = encoder or (encoder_for_build(build, threads) if needs_dense else None)
         results = []
         for spec in specs:
             retriever: Retriever = make_retriever(
-                spec.strategy, build, shared_encoder, query_language=evalset.language, **spec.options
+                spec.strategy, build, query_encoder, query_language=evalset.language, **spec.options
             )
-            shared_encoder = shared_encoder or getattr(retriever, "encoder", None)
-            if shared_encoder is None and hasattr(retriever, "components"):
-                shared_encoder = retriever.components["dense"].encoder
             results.append(run_strategy(spec.name, retriever, evalset, DEPTH, progress))
         pvalues = score(results, qrels, relevant_grade)
         published = PUBLISHED.get(Path(dataset).name if dataset != "project" else "", {})

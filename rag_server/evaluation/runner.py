@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import EmptyQueryError
-from ..retrieval import Retriever
+from ..retrieval import LOCAL, Retriever
 from .datasets import EvalSet
 
 METRICS = ("ndcg@10", "mrr@10", "recall@5", "recall@20", "recall@100", "map@100")
@@ -35,11 +35,14 @@ DEPTH = 100
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """A named configuration: a strategy of the factory plus its options."""
+    """A named configuration: a strategy of the registry plus its options."""
 
     name: str
     strategy: str
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        LOCAL.get(self.strategy)  # an unknown strategy fails here, listing the valid ones
 
 
 DEFAULT_SPECS = (

@@ -129,11 +129,13 @@ class IndexRetriever(Retriever):
     """
 
     @abstractmethod
-    def _scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
-        """Rows of the top ``k`` passages allowed by ``mask`` and their scores, best first."""
+    def scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
+        """Rows of the top ``k`` passages allowed by ``mask`` and their scores, best first.
+        ``terms`` are the query's analysed terms (:meth:`query_terms`): a hybrid analyses the
+        query once and asks each component with them."""
 
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
-        return ranked_hits(self._scored(query, terms, k, mask), self.build.passages)
+        return ranked_hits(self.scored(query, terms, k, mask), self.build.passages)
 
 
 def ranked_hits(found: ScoredPassages, passages: Sequence[Passage]) -> list[Hit]:

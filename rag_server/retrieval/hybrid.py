@@ -78,7 +78,7 @@ class HybridRetriever(Retriever):
 
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
         depth = max(k, self.depth)
-        found = {name: r._scored(query, terms, depth, mask).pairs() for name, r in self.components.items()}
+        found = {name: r.scored(query, terms, depth, mask).pairs() for name, r in self.components.items()}
         passages = self.build.passages
         fused = fuse(found, self.fusion, self.rrf_k, self.weights, passages)
         factors = self._boosts(query)
