@@ -165,6 +165,10 @@ def test_generate_stop_sequence_and_arguments() -> None:
         model.generate(idx, 5, temperature=-1.0)
     with pytest.raises(ValueError):
         model.generate(idx, 5, top_k=0)
+    # The model is where generation settings are checked: wrong types are refused as clearly.
+    for bad in ({"max_new_tokens": True}, {"max_new_tokens": 2.5}, {"temperature": "0.5"}, {"top_k": True}):
+        with pytest.raises(InvalidParameterError, match=next(iter(bad))):
+            model.generate(idx, **{"max_new_tokens": 5, **bad})  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- vocabulary and facade

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -258,18 +257,11 @@ class Generator:
         ``build_prompt`` the completion is ``" <answer>"``: strip it before showing it. Characters
         the model never saw are read as unknown. Greedy decoding drafts up to ``lookup``
         characters at a time from the prompt (same output, fewer passes; 0 turns it off).
-        Raises ``InvalidParameterError`` on bad arguments.
+        Raises ``InvalidParameterError`` on bad arguments: the prompt and ``stop`` are checked
+        here, the generation settings by the model (:meth:`CharTransformer.generate`).
         """
         if not isinstance(prompt, str) or not prompt:
             raise InvalidParameterError("prompt must be a non-empty string")
-        if isinstance(max_new_chars, bool) or not isinstance(max_new_chars, int) or max_new_chars < 0:
-            raise InvalidParameterError(f"max_new_chars must be an integer >= 0, got {max_new_chars!r}")
-        if not isinstance(temperature, int | float) or not math.isfinite(temperature) or temperature < 0:
-            raise InvalidParameterError(f"temperature must be a finite number >= 0, got {temperature!r}")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise InvalidParameterError(f"top_k must be None or an integer >= 1, got {top_k!r}")
-        if isinstance(lookup, bool) or not isinstance(lookup, int) or lookup < 0:
-            raise InvalidParameterError(f"lookup must be an integer >= 0, got {lookup!r}")
         if stop is not None and (not stop or any(ch not in self.vocab for ch in stop)):
             raise InvalidParameterError(f"stop must be a non-empty string of known characters, got {stop!r}")
 
@@ -281,7 +273,7 @@ class Generator:
             out = self.model.generate(
                 torch.tensor([ids], dtype=torch.long),
                 max_new_tokens=max_new_chars,
-                temperature=float(temperature),
+                temperature=temperature,
                 top_k=top_k,
                 stop=self.vocab.encode(stop) if stop else None,
                 generator=generator,
