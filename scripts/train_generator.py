@@ -2,7 +2,7 @@
 """Train the character-level answer generator on a corpus and save a checkpoint.
 
 Examples are prompts exactly as ``build_prompt`` writes them followed by `` <answer>\\n``, where
-the answer is the context sentence the question asks about (see ``rag_server/generator/data.py``):
+the answer is the context sentence the question asks about (see ``rag_server/generator/examples.py``):
 mostly synthetic copy drills (``--synthetic-ratio``), the rest real questions over the corpus.
 Fresh examples are drawn every step. The loss counts only the answer characters: the prompt is
 read, never predicted, so the model's capacity goes to finding and copying the sentence.
@@ -43,14 +43,13 @@ from tqdm import tqdm
 
 from rag_server.documents import corpus_checksum
 from rag_server.errors import CorpusError
+from rag_server.generator.batches import BatchStream, answer_nats
 from rag_server.generator.checkpoint import save_checkpoint
-from rag_server.generator.data import (
+from rag_server.generator.examples import (
     STOP,
-    BatchStream,
     Example,
     ExampleBuilder,
     ExampleStream,
-    answer_nats,
     corpus_vocab,
     load_passages,
     split_passages,

@@ -17,13 +17,12 @@ import torch
 
 from rag_server.errors import InvalidParameterError, ModelError
 from rag_server.generator import CharTransformer, CharVocab, Generator, GeneratorConfig, save_checkpoint
+from rag_server.generator.batches import BatchStream, collate
 from rag_server.generator.checkpoint import load_checkpoint
-from rag_server.generator.data import (
-    BatchStream,
+from rag_server.generator.examples import (
     ExampleBuilder,
     ExampleStream,
     build_examples,
-    collate,
     corpus_vocab,
     load_passages,
     split_passages,

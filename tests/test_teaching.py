@@ -214,7 +214,7 @@ def test_ladder_word_bigram_is_a_distribution_and_prefers_seen_pairs() -> None:
 
 def test_ladder_rungs_on_held_out_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from rag_server.generator.checkpoint import save_checkpoint
-    from rag_server.generator.data import corpus_vocab, load_passages
+    from rag_server.generator.examples import corpus_vocab, load_passages
     from rag_server.generator.model import CharTransformer, GeneratorConfig
     from rag_server.teaching import ladder
 

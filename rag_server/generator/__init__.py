@@ -8,8 +8,9 @@ answer copied from its context.
 Train one with ``scripts/train_generator.py``.
 """
 
-from .checkpoint import Checkpoint, Generator, load_checkpoint, load_generator, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .model import CharTransformer, GeneratorConfig
+from .serving import Generator, load_generator
 from .vocab import CharVocab
 
 __all__ = [
