@@ -44,7 +44,7 @@ calibrated on the dev split by scripts/calibrate_support.py."""
 
 SUPPORT_THRESHOLDS: Mapping[str, float] = {
     "minilm": DEFAULT_SUPPORT_THRESHOLD,
-    "default": DEFAULT_SUPPORT_THRESHOLD,  # the name MiniLM builds recorded while it was the default
+    "default": DEFAULT_SUPPORT_THRESHOLD,  # MiniLM too: some MiniLM builds record it under this name
     # multilingual-e5-small scores every pair higher (off-topic questions ~0.80, in-domain ~0.89):
     # calibrated on an e5-small build (docs/BENCHMARKS.md); the engine gives the same vectors.
     "e5-small": 0.852,
