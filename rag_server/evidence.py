@@ -89,9 +89,41 @@ ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
             r"november|december"
         ),
     ),
+    "who": (
+        re.compile(
+            r"^\W*quem\b|\bquem (?:e|sao|pode|deve|decide|fiscaliza|aplica|abre|define|edita)\b|"
+            r"\b(?:qual|que|quais) (?:orgaos?|autoridades?|entidades?|instituic\w+|instrumentos?)\b|"
+            r"^\W*who\b|\bwho (?:is|are|can|must|decides|enforces|opens|sets|issues)\b|"
+            r"\bwhich (?:\w+ )?(?:body|bodies|authority|authorities|entity|entities|institution|instrument|law)\b|by whom"
+        ),
+        re.compile(
+            r"\b(?:anpd|autoridade nacional|national authority|presidente|president|ministr\w+|minister|conselho|"
+            r"council|inep|congresso|congress|senado|senate|tribunal|court|lei (?:n[o.º ]*)?\d|law \d|"
+            r"medida provisoria|provisional measure|decreto|decree|resolucao|resolution)"
+        ),
+    ),
+    "list": (
+        re.compile(
+            r"^\W*quais\b|\bquais (?:sao|as|os|dados|direitos|hipoteses|requisitos|punicoes|sancoes)\b|"
+            r"\b(?:o que|what) .{0,60}\b(?:conter|contem|exige|inclui|abrange|list\w*|contain|include|state|"
+            r"require|weigh|consider\w*)\b|what (?:options|rights|are the|kinds|types)|which (?:rights|data|options)"
+        ),
+        re.compile(r"(?:^|[\s(:;])(?:i|ii|iii|iv|v|vi)\s*[\u2013\u2014)-]|\(i\)|\(a\)|;.*;|:.*,.*,"),
+    ),
+    "yesno": (
+        re.compile(
+            r"(?:^|[.?!:]\s+)\W*(?:posso|pode|podemos|preciso|precisamos|devo|devemos|tenho que|sou obrigad\w*|somos obrigad\w*|"
+            r"e obrigatori\w*|e permitid\w*|e possivel|a lei|a lgpd|o art|existe|ha |vale|conta|"
+            r"can|could|may|must|do|does|did|is|are|should|has|have)\b"
+        ),
+        re.compile(
+            r"\b(?:nao|nem|nunca|somente|apenas|so pode|pode|podem|deve|devem|obrigad\w*|vedad\w*|permit\w*|"
+            r"proib\w*|exige|dispensad\w*|not|never|only|may|must|cannot|required|allowed|prohibited|exempt\w*)\b"
+        ),
+    ),
 }
 """The answer types a question can ask for, in the order they are tried: "quantos dias" is a
-duration before it is a count."""
+duration before it is a count, a deadline question that starts "Posso" asks for the deadline."""
 
 
 def answer_type(question: str) -> str | None:
@@ -119,14 +151,15 @@ class EvidenceWeights:
     question (about 1 s a question on a busy 2-core machine). The negative ``passage`` weight
     only offsets ``passage_score``, which already rewards the top hit."""
 
-    lexical: float = 4.13
+    lexical: float = 6.537
     dense: float = 0.0
-    answer_type: float = 3.25
-    passage: float = -0.97
-    passage_score: float = 8.28
-    passage_dense: float = 3.25
-    heading: float = 1.01
-    language: float = 1.73
+    answer_type: float = 2.823
+    passage: float = -1.0
+    passage_score: float = 8.593
+    passage_dense: float = 3.729
+    heading: float = -0.148
+    language: float = 1.578
+    novelty: float = 8.014
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -210,8 +243,9 @@ class SentenceRanker:
                 heading = self.analyzer.tokens(f"{passage.title} {passage.section}", language)
                 headings[passage.id] = _overlap(asked, heading)
             score = float(hits[position].score)
+            terms = self.analyzer.tokens(text, language)
             features = {
-                "lexical": _overlap(asked, self.analyzer.tokens(text, language)),
+                "lexical": _overlap(asked, terms),
                 "dense": float(dense[order]) if dense is not None else 0.0,
                 "answer_type": 1.0 if holds_answer_type(text, kind) else 0.0,
                 "passage": 1.0 / (position + 1),
@@ -219,6 +253,7 @@ class SentenceRanker:
                 "passage_dense": similar[position],
                 "heading": headings[passage.id],
                 "language": 1.0 if language == asked_language else 0.0,
+                "novelty": _novelty(asked, terms),
             }
             total = sum(w[name] * value for name, value in features.items())
             sentence = EvidenceSentence(passage, position + 1, span, text, total, features)
@@ -239,6 +274,14 @@ def _overlap(asked: Mapping[str, float], terms: Sequence[str]) -> float:
         return 0.0
     held = set(terms)
     return sum(v for t, v in asked.items() if t in held) / total
+
+
+def _novelty(asked: Mapping[str, float], terms: Sequence[str]) -> float:
+    """The share of a sentence's terms that the question does not hold: an answer adds to the
+    question's words, while a sentence that only restates the topic echoes them."""
+    if not terms:
+        return 0.0
+    return sum(1 for t in terms if t not in asked) / len(terms)
 
 
 def okapi_idf(doc_freq: int, n_docs: int) -> float:

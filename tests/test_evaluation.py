@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from rag_server.chunking import chunk_corpus
 from rag_server.documents import load_corpus
 from rag_server.evaluation import StrategySpec, compare, load_beir, load_project_questions, resolve_qrels, save
@@ -46,3 +48,29 @@ def test_comparison_end_to_end_on_a_tiny_beir_fixture(tmp_path: Path, fake_encod
     json_path, png_path = save(result, tmp_path, "tiny")
     assert json_path.read_text().startswith("{") and '"ttest_pvalues"' in json_path.read_text()
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_article_level_scores_count_the_first_passage_of_the_right_article() -> None:
+    from conftest import passage
+
+    from rag_server.evaluation.articles import article_key, article_scores
+    from rag_server.evaluation.runner import StrategyResult
+
+    law = [passage(f"lei#p{i}", f"texto {i}", article=str(a), provision=f"§ {i}") for i, a in enumerate([7, 7, 9, 11])]
+    guide = passage("guia#g1", "um guia")
+    passages = [*law, guide]
+    assert article_key(law[0]) == article_key(law[1]) == "lei#7"
+    assert article_key(guide).startswith("guia#")
+    # q1's judged passage is lei#p1 (Art. 7); the run ranks its sibling lei#p0 first: the passage
+    # is missed at rank 1, the article is not. q2's article (11) comes after two others. A
+    # translation twin graded 1 (guia#g1) never counts.
+    qrels = {"q1": {"lei#p1": 2}, "q2": {"lei#p3": 2, "guia#g1": 1}}
+    run = {
+        "q1": {"lei#p0": 3.0, "lei#p2": 2.0, "lei#p1": 1.0},
+        "q2": {"guia#g1": 4.0, "lei#p0": 3.0, "lei#p1": 2.5, "lei#p2": 2.0, "lei#p3": 1.0},
+    }
+    scores = article_scores([StrategyResult("s", run, [1.0, 1.0])], qrels, passages)["s"]
+    assert scores["hit_rate@1"] == pytest.approx(0.5)
+    assert scores["hit_rate@5"] == pytest.approx(1.0)
+    # q2: guia#g1, lei#7 (p0 and p1 merge), lei#9, lei#11 → rank 4.
+    assert scores["mrr@10"] == pytest.approx((1.0 + 1 / 4) / 2)

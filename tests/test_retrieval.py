@@ -258,3 +258,18 @@ def test_cited_refs_match_the_right_instrument() -> None:
     assert cited_refs("Res. 15/2024 art. 6").matches(passage(res15, "6"))
     assert not cited_refs("Res. 5/2024 art. 6").matches(passage(res15, "6"))
     assert cited_refs("Resolução CD/ANPD nº 15/2024").matches(passage(res15, None))
+
+
+@pytest.mark.parametrize(
+    ("model", "bm25_weight"),
+    [("e5-small", 0.4), ("multilingual-e5-small", 0.4), ("minilm", 0.6), ("default", 0.6), (None, 0.6)],
+)
+def test_convex_weights_follow_the_builds_embedding_model(model: str | None, bm25_weight: float) -> None:
+    from types import SimpleNamespace
+
+    from rag_server.retrieval import convex_defaults
+
+    build = SimpleNamespace(manifest={"embedding": {"model": model}} if model else {})
+    options = convex_defaults(build)  # type: ignore[arg-type]
+    assert options["weights"] == {"bm25": bm25_weight, "dense": round(1 - bm25_weight, 1)}
+    assert options["citation_boost"] == 1.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from ..embedding import DEFAULT_MODEL, Encoder
 from ..indexes import BM25Params
 from ..loader import IndexBuild
 from ..retrieval import LOCAL, Retriever, encoder_for_build, make_retriever
+from .articles import article_scores, article_table
 from .datasets import (
     NATURAL_QUESTIONS,
     PROJECT_QUESTIONS,
@@ -51,6 +52,7 @@ class Comparison:
     manifest: dict[str, Any]
     queries: int
     markdown: str
+    articles: dict[str, dict[str, float]] = field(default_factory=dict)  # strategy → article-level metrics
 
 
 def load_dataset(dataset: str, split: str) -> tuple[EvalSet, list[Path]]:
@@ -109,16 +111,18 @@ def compare(
         pvalues = score(results, qrels, relevant_grade)
         published = PUBLISHED.get(Path(dataset).name if dataset != "project" else "", {})
         names = [r.name for r in results]
-        markdown = "\n\n".join(
-            [
-                f"Dataset: {evalset.name} ({split}, {len(evalset.queries)} queries, {len(build.passages)} passages, "
-                f"judged by {evalset.level}; binary metrics count grade ≥ {relevant_grade})",
-                markdown_table(results, published),
-                pvalue_table(pvalues, "ndcg@10", names),
-                pvalue_table(pvalues, "recall@5", names),
-            ]
-        )
-        return Comparison(dataset, split, results, pvalues, build.manifest, len(evalset.queries), markdown)
+        sections = [
+            f"Dataset: {evalset.name} ({split}, {len(evalset.queries)} queries, {len(build.passages)} passages, "
+            f"judged by {evalset.level}; binary metrics count grade ≥ {relevant_grade})",
+            markdown_table(results, published),
+        ]
+        articles: dict[str, dict[str, float]] = {}
+        if evalset.level == "passage":
+            articles = article_scores(results, qrels, build.passages, relevant_grade)
+            sections.append("Right article (for a guide, its section) in the ranking:\n\n" + article_table(articles))
+        sections += [pvalue_table(pvalues, "ndcg@10", names), pvalue_table(pvalues, "recall@5", names)]
+        markdown = "\n\n".join(sections)
+        return Comparison(dataset, split, results, pvalues, build.manifest, len(evalset.queries), markdown, articles)
 
 
 def save(comparison: Comparison, out_dir: Path, stem: str) -> tuple[Path, Path]:
@@ -136,6 +140,7 @@ def save(comparison: Comparison, out_dir: Path, stem: str) -> tuple[Path, Path]:
                 r.name: {"metrics": r.metrics, "latency_ms": {"p50": r.p50_ms, "p95": r.p95_ms}}
                 for r in comparison.results
             },
+            "article_metrics": comparison.articles,
             "ttest_pvalues": comparison.pvalues,
         },
     )

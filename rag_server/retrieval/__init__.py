@@ -16,7 +16,7 @@ from .dense import DenseRetriever, encoder_for_build
 from .hybrid import HybridRetriever
 from .registry import Strategy, StrategyRegistry
 from .sparse import BM25Retriever, KeywordRetriever
-from .strategies import CONVEX_DEFAULTS, DEFAULT_STRATEGY, LOCAL
+from .strategies import CONVEX_DEFAULTS, CONVEX_WEIGHTS_BY_MODEL, DEFAULT_STRATEGY, LOCAL, convex_defaults
 
 STRATEGIES = LOCAL.names()
 """The local backend's strategy names, in the order the API and the CLI list them."""
@@ -32,7 +32,7 @@ def make_retriever(
 ) -> Retriever:
     """The local retriever called ``name``; ``options`` go to the hybrids (rrf_k, weights, depth,
     language_boost, citation_boost). ``hybrid`` is reciprocal-rank fusion with equal weights;
-    ``hybrid-convex`` starts from :data:`CONVEX_DEFAULTS`.
+    ``hybrid-convex`` starts from :func:`convex_defaults` (by the build's embedding model).
 
     ``encoder`` embeds queries (None: the model the build names, loaded on first use).
     ``query_language`` fixes the query stemmer ("pt"/"en"); None detects it per query.
@@ -43,6 +43,7 @@ def make_retriever(
 
 __all__ = [
     "CONVEX_DEFAULTS",
+    "CONVEX_WEIGHTS_BY_MODEL",
     "DEFAULT_STRATEGY",
     "FILTER_FIELDS",
     "LOCAL",
@@ -59,6 +60,7 @@ __all__ = [
     "Retriever",
     "Strategy",
     "StrategyRegistry",
+    "convex_defaults",
     "encoder_for_build",
     "make_retriever",
 ]

