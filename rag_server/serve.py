@@ -22,6 +22,7 @@ import signal
 import sys
 from typing import Any
 
+from .errors import ConfigError
 from .jsonlog import configure_process
 from .settings import Settings
 
@@ -56,7 +57,12 @@ def server_options(args: argparse.Namespace, max_body_bytes: int) -> dict[str, A
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_process(Settings.from_env().log_level)  # before anything logs: JSON lines only
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_process(settings.log_level)  # before anything logs: JSON lines only
     from waitress import serve
 
     from .api import create_app
