@@ -208,6 +208,7 @@ class RagPipeline:
         if found is not None:
             return found
         chosen = self.registry.get(name)
+        chosen.check(state.build)
         # Outside the lock: these calls take it themselves.
         components = {part: self.retriever(part, state) for part in chosen.components}
         encoder = self.encoder(state) if chosen.needs_encoder else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..embedding import Encoder
-from ..errors import UnknownStrategyError
+from ..errors import IndexLoadError, UnknownStrategyError
 from ..loader import IndexBuild
 from .base import Retriever
 
@@ -41,6 +41,13 @@ class Strategy:
     indexes: tuple[str, ...]  # the indexes a build must hold for it
     needs_encoder: bool = False  # it (or a component) embeds the query: the factory gets the build's encoder
     components: tuple[str, ...] = ()  # strategies whose retrievers it fuses (made first, shared)
+
+    def check(self, build: IndexBuild) -> None:
+        """IndexLoadError naming the first index this strategy needs that ``build`` lacks:
+        checked before anything is loaded for it (its encoder, its components)."""
+        for index in self.indexes:
+            if getattr(build, index, None) is None:
+                raise IndexLoadError(build.path / index, f"this build has no {index} index")
 
 
 class StrategyRegistry:
@@ -91,6 +98,7 @@ class StrategyRegistry:
         Components missing from ``components`` are made here, without options; a strategy
         that embeds queries and gets no ``encoder`` loads the one its build names."""
         strategy = self.get(name)
+        strategy.check(build)
         parts = dict(components or {})
         for part in strategy.components:
             if part not in parts:
