@@ -95,7 +95,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     build, retriever = _load_retriever(args)
     hits = retriever.search(args.query, k=args.k, filters=_filters(args))
     if args.json:
-        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        from .api.responses import Hit as HitBody  # the API's shape of a hit
+
+        print(json.dumps([HitBody.of(h).dump() for h in hits], ensure_ascii=False, indent=2))
         return 0
     print(f"build {build.build_id} · strategy {retriever.name} · {len(hits)} hits")
     for h in hits:
