@@ -46,3 +46,42 @@ def test_comparison_end_to_end_on_a_tiny_beir_fixture(tmp_path: Path, fake_encod
     json_path, png_path = save(result, tmp_path, "tiny")
     assert json_path.read_text().startswith("{") and '"ttest_pvalues"' in json_path.read_text()
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_chart_legend_hides_no_bar() -> None:
+    from rag_server.evaluation.report import chart
+    from rag_server.evaluation.runner import DEFAULT_SPECS, METRICS, StrategyResult
+
+    # Seven strategies (the default comparison) with high scores: the bars fill the axes, MAP@100 too.
+    results = [
+        StrategyResult(s.name, {}, [], {m: 0.95 - 0.01 * i for m in METRICS}) for i, s in enumerate(DEFAULT_SPECS)
+    ]
+    fig = chart(results, "scifact · test")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    (ax,) = fig.axes
+    legends = [*fig.legends, *([ax.get_legend()] if ax.get_legend() else [])]
+    assert len(legends) == 1
+    box = legends[0].get_window_extent(renderer)
+    bars = [patch.get_window_extent(renderer) for patch in ax.patches]
+    assert len(bars) == len(METRICS) * len(results)
+    assert not any(box.overlaps(bar) for bar in bars)
+    assert not box.overlaps(ax.get_window_extent(renderer))  # off the data area altogether
+    assert len(legends[0].get_texts()) == len(results)
+
+
+def test_chart_title_names_the_dataset_not_its_path(tmp_path: Path, fake_encoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.evaluation import report
+
+    titles: list[str] = []
+    real = report.chart
+
+    def spy(results, title):  # type: ignore[no-untyped-def]
+        titles.append(title)
+        return real(results, title)
+
+    monkeypatch.setattr(report, "chart", spy)
+    specs = [StrategySpec("bm25", "bm25")]
+    result = compare(str(FIXTURES / "beir"), "test", specs, encoder=fake_encoder, cache_dir=None, progress=False)
+    save(result, tmp_path, "tiny")
+    assert titles == ["beir · test"] and result.dataset == str(FIXTURES / "beir")

@@ -6,13 +6,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import passage
 
 from rag_server.analysis import Analyzer
 from rag_server.answer import ELLIPSIS, clean_ending, locate, pointer
 from rag_server.evidence import EvidenceWeights, SentenceRanker, answer_type, holds_answer_type
 from rag_server.prompt import build_prompt
 from rag_server.retrieval.base import Hit
+
+from support import passage
 
 INCIDENT = passage(
     "res15#1",

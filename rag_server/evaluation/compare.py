@@ -44,7 +44,8 @@ PUBLISHED = {
 
 @dataclass
 class Comparison:
-    dataset: str
+    dataset: str  # as given: "project", "natural" or a BEIR directory
+    name: str  # the dataset's name, for titles (never a server path)
     split: str
     results: list[StrategyResult]
     pvalues: dict[str, dict[str, dict[str, float]]]
@@ -118,7 +119,8 @@ def compare(
                 pvalue_table(pvalues, "recall@5", names),
             ]
         )
-        return Comparison(dataset, split, results, pvalues, build.manifest, len(evalset.queries), markdown)
+        queries = len(evalset.queries)
+        return Comparison(dataset, evalset.name, split, results, pvalues, build.manifest, queries, markdown)
 
 
 def save(comparison: Comparison, out_dir: Path, stem: str) -> tuple[Path, Path]:
@@ -139,5 +141,5 @@ def save(comparison: Comparison, out_dir: Path, stem: str) -> tuple[Path, Path]:
             "ttest_pvalues": comparison.pvalues,
         },
     )
-    write_chart(png_path, comparison.results, f"{comparison.dataset} · {comparison.split}")
+    write_chart(png_path, comparison.results, f"{comparison.name} · {comparison.split}")
     return json_path, png_path
