@@ -29,7 +29,7 @@ REQUIRED_INDEXES: dict[str, tuple[str, ...]] = {
 }
 """The indexes a build must hold for each strategy."""
 
-# Chosen on the project's dev split (scripts/tune_retrieval.py; docs/BENCHMARKS.md): BM25 carries
+# Chosen on the project's dev split (rag-server tune; docs/BENCHMARKS.md): BM25 carries
 # more weight than the English-only embedding model on this bilingual corpus, and passages of an
 # article the question names are boosted.
 CONVEX_DEFAULTS: dict[str, Any] = {"weights": {"bm25": 0.6, "dense": 0.4}, "citation_boost": 1.0}
