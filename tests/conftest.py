@@ -13,6 +13,23 @@ from rag_server.build import BuildConfig, BuildResult, build_index
 
 from support import FIXTURES, FakeEncoder
 
+# Markers that follow from a fixture a test uses (directly or through another fixture), so that
+# they cannot be forgotten; tests that are slow or start servers on their own are marked by hand.
+FIXTURE_MARKS = {
+    "server": ("server", "slow"),  # the served stack over a build made with the real model
+    "real_index": ("slow",),  # a build of the fixture corpus with the real embedding model
+    "browser": ("browser",),  # Chromium
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for fixture, marks in FIXTURE_MARKS.items():
+            if fixture in names:
+                for mark in marks:
+                    item.add_marker(mark)
+
 
 @pytest.fixture
 def corpus_dir(tmp_path: Path) -> Path:

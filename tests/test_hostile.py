@@ -728,6 +728,7 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
     return entries
 
 
+@pytest.mark.server
 def test_case_17_the_served_log_is_json_lines_only(real_index: Path, tmp_path: Path) -> None:
     from support.devserver import LocalServer, post_json
 

@@ -28,7 +28,6 @@ TINY = ["--steps", "6", "--batch-size", "4", "--block-size", "256", "--n-layer",
 TINY += ["--n-head", "2", "--eval-interval", "3", "--eval-examples", "4", "--eval-generate", "2", "--device", "cpu"]
 
 
-@pytest.mark.slow
 def test_train_end_to_end_from_a_recipe_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "generator.pt"
     recipe = tmp_path / "recipe.json"

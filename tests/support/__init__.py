@@ -7,8 +7,11 @@ The tests directory is on ``sys.path`` under pytest (rootdir conftest), so tests
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
@@ -68,3 +71,19 @@ def passage(
         provision=provision,
         text=text,
     )
+
+
+SCRIPTS = Path(__file__).parents[2] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (as ``python scripts/<name>.py`` sees it: with scripts/
+    on ``sys.path``, for their shared ``_support``)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses of the script look their module up
+    spec.loader.exec_module(module)
+    return module
