@@ -49,7 +49,7 @@ SENTENCE_CACHE_SIZE = 20_000
 
 DEFAULT_SUPPORT_THRESHOLD = 0.41
 """Least evidence score for an answer with all-MiniLM-L6-v2, and for a model never calibrated:
-calibrated on the dev split by scripts/calibrate_support.py."""
+calibrated on the dev split by rag-server calibrate."""
 
 SUPPORT_THRESHOLDS: Mapping[str, float] = {
     "minilm": DEFAULT_SUPPORT_THRESHOLD,
@@ -383,14 +383,14 @@ class RagPipeline:
         if self.support_threshold is None and model is not None and support_threshold_for(model) is None:
             found.append(
                 f"no support threshold was calibrated for the embedding model {model!r}; the default model's "
-                f"({DEFAULT_SUPPORT_THRESHOLD}) is used: run scripts/calibrate_support.py and set RAG_SUPPORT_THRESHOLD"
+                f"({DEFAULT_SUPPORT_THRESHOLD}) is used: run rag-server calibrate and set RAG_SUPPORT_THRESHOLD"
             )
         corpus = self.build.manifest.get("corpus_checksum")
         trained_on = getattr(self.generator, "corpus_checksum", None)
         if self.generator is not None and trained_on != corpus:
             found.append(
                 f"the generator checkpoint was trained on corpus {str(trained_on)[:12]}…, but the index "
-                f"was built from corpus {str(corpus)[:12]}…: retrain it (scripts/train_generator.py)"
+                f"was built from corpus {str(corpus)[:12]}…: retrain it (rag-server train)"
             )
         return found
 

@@ -30,7 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "INDEX_DIR": "indexes",  # RAG_INDEX_DIR
     # RAG_GENERATOR_CHECKPOINT: a checkpoint file; "none" answers by quoting the best passage.
     "GENERATOR_CHECKPOINT": str(PACKAGED_CHECKPOINT),
-    # RAG_SUPPORT_THRESHOLD (scripts/calibrate_support.py); None: the value calibrated for the build's
+    # RAG_SUPPORT_THRESHOLD (rag-server calibrate); None: the value calibrated for the build's
     # embedding model (pipeline.SUPPORT_THRESHOLDS; 0.41 for the default model).
     "SUPPORT_THRESHOLD": None,
     "MAX_CONTENT_LENGTH": 64 * 1024,  # RAG_MAX_BODY_BYTES

@@ -29,7 +29,7 @@ REQUIRED_INDEXES: dict[str, tuple[str, ...]] = {
 }
 """The indexes a build must hold for each strategy."""
 
-# Chosen on the dev splits of the project's question sets (docs/BENCHMARKS.md): passages of an
+# Chosen on the dev splits of the project's question sets (rag-server tune; docs/BENCHMARKS.md): passages of an
 # article the question names are boosted, and the share of each component depends on the build's
 # embedding model. With the English-only MiniLM, BM25 carries more weight; multilingual-e5-small
 # reads Portuguese, so its dense scores earn the larger share. Tuned per query language too, the
