@@ -241,7 +241,12 @@ def test_generator_answers_and_stale_checkpoint_warning(built, tmp_path: Path, f
     client = create_app({"PIPELINE": pipeline}).test_client()
     body = client.post("/v1/ask", json={"question": "consentimento do titular", "max_new_chars": 500}).get_json()
     assert body["generator_id"] == generator.checkpoint_id and body["message"] is None
-    assert len(body["prompt"]) <= 256 - 256 // 3 - 1  # prompt + answer fit the model's window
+    # The prompt fits the model's window with room for the answer; it may pass two thirds of the
+    # window only to hold the best sentence's line whole (the line the answer is pointed to).
+    prompt = body["prompt"]
+    assert len(prompt) <= 256 - 1
+    context_lines = [line for line in prompt.splitlines() if line.startswith("[")]
+    assert len(prompt) <= 256 - 256 // 3 - 1 or len(context_lines) == 1
     ready = client.get("/readyz").get_json()
     assert ready["generator"] == generator.checkpoint_id
     assert len(ready["warnings"]) == 1 and "retrain" in ready["warnings"][0]
