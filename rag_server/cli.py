@@ -1,4 +1,4 @@
-"""Command line: ``rag-server build | search | ask | compare | eval-answers``.
+"""Command line: ``rag-server build | search | ask | compare | eval-answers | train | calibrate | tune``.
 
 Every domain error ends the command with one line on stderr, ``error: <file>: <problem>``, and
 exit status 2 — never a traceback.
@@ -95,7 +95,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     build, retriever = _load_retriever(args)
     hits = retriever.search(args.query, k=args.k, filters=_filters(args))
     if args.json:
-        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        from .api.responses import Hit as HitBody  # the API's shape of a hit
+
+        print(json.dumps([HitBody.of(h).dump() for h in hits], ensure_ascii=False, indent=2))
         return 0
     print(f"build {build.build_id} · strategy {retriever.name} · {len(hits)} hits")
     for h in hits:
@@ -198,6 +200,47 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the generator from a recipe file and/or options (an option overrides the file)."""
+    from .generator.training import TrainConfig, train
+
+    overrides = {f: getattr(args, f) for f in _train_fields() if getattr(args, f) is not None}
+    config = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig(**overrides)
+    from tqdm import tqdm
+
+    result = train(config, log=lambda line: tqdm.write(line, file=sys.stderr))  # stdout: the summary only
+    summary = {k: v for k, v in result.metrics.items() if k != "history"}
+    print(json.dumps({"checkpoint": str(result.checkpoint), **summary}, indent=2))
+    return 0
+
+
+def _train_fields() -> dict[str, type]:
+    from dataclasses import fields
+
+    from .generator.training import TrainConfig
+
+    types = {"int": int, "float": float, "bool": bool, "str": str}
+    return {f.name: types[str(f.type)] for f in fields(TrainConfig)}
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .evaluation.calibration import calibrate
+    from .pipeline import RagPipeline
+
+    pipeline = RagPipeline(args.index, threads=args.settings.torch_threads)
+    result = calibrate(pipeline, args.strategy, args.k, args.min_answered)
+    print(result.markdown())
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .evaluation.tuning import tune
+
+    runs = tune(split=args.split, model=args.model, progress=False, threads=args.settings.torch_threads)
+    print("\n\n".join(run.markdown() for run in runs))
+    return 0
+
+
 def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     """The parser; its defaults come from ``settings`` (None: the ``RAG_*`` environment, read now)."""
     settings = settings or Settings.from_env()
@@ -256,6 +299,31 @@ def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     e.add_argument("--out", default="artifacts", help="directory for the JSON results")
     e.add_argument("--name", default=None, help="file stem (default: answers-<split>)")
     e.set_defaults(func=cmd_eval_answers)
+
+    t = sub.add_parser(
+        "train",
+        help="train the answer generator (the shipped recipe: --config rag_server/generator/recipes/shipped.json)",
+    )
+    t.add_argument("--config", default=None, help="recipe: a JSON object of the options below (they override it)")
+    for name, kind in _train_fields().items():
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            t.add_argument(flag, action="store_const", const=True, default=None)
+        else:
+            t.add_argument(flag, type=kind, default=None)
+    t.set_defaults(func=cmd_train)
+
+    cal = sub.add_parser("calibrate", help="choose the support threshold on dev, check it on test")
+    cal.add_argument("--index", default=settings.index_dir, help="index root or build directory")
+    cal.add_argument("--strategy", default=LOCAL.default, help=_strategy_help())
+    cal.add_argument("-k", "--k", type=int, default=3, help="passages whose best cosine is the evidence")
+    cal.add_argument("--min-answered", type=float, default=0.95, help="share of in-domain dev questions answered")
+    cal.set_defaults(func=cmd_calibrate)
+
+    tu = sub.add_parser("tune", help="evaluate BM25 settings and hybrid variants on the dev split")
+    tu.add_argument("--split", default="dev", choices=["dev"], help="tuning uses dev only")
+    tu.add_argument("--model", default=settings.embedding_model, help="embedding model, as for build")
+    tu.set_defaults(func=cmd_tune)
 
     for name, func, helptext in (
         ("search", cmd_search, "rank passages for a query"),

@@ -94,7 +94,8 @@ ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
             r"^\W*quem\b|\bquem (?:e|sao|pode|deve|decide|fiscaliza|aplica|abre|define|edita)\b|"
             r"\b(?:qual|que|quais) (?:orgaos?|autoridades?|entidades?|instituic\w+|instrumentos?)\b|"
             r"^\W*who\b|\bwho (?:is|are|can|must|decides|enforces|opens|sets|issues)\b|"
-            r"\bwhich (?:\w+ )?(?:body|bodies|authority|authorities|entity|entities|institution|instrument|law)\b|by whom"
+            r"\bwhich (?:\w+ )?(?:body|bodies|authority|authorities|entity|entities|institution|instrument|law)\b|"
+            r"by whom"
         ),
         re.compile(
             r"\b(?:anpd|autoridade nacional|national authority|presidente|president|ministr\w+|minister|conselho|"
@@ -112,7 +113,8 @@ ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
     ),
     "yesno": (
         re.compile(
-            r"(?:^|[.?!:]\s+)\W*(?:posso|pode|podemos|preciso|precisamos|devo|devemos|tenho que|sou obrigad\w*|somos obrigad\w*|"
+            r"(?:^|[.?!:]\s+)\W*(?:posso|pode|podemos|preciso|precisamos|devo|devemos|tenho que|"
+            r"sou obrigad\w*|somos obrigad\w*|"
             r"e obrigatori\w*|e permitid\w*|e possivel|a lei|a lgpd|o art|existe|ha |vale|conta|"
             r"can|could|may|must|do|does|did|is|are|should|has|have)\b"
         ),

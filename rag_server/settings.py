@@ -57,7 +57,7 @@ class Settings:
             try:
                 values[f.name] = parse(raw)
             except ValueError:
-                raise ConfigError(f"{var}={raw!r}: expected {_EXPECTED.get(parse, 'a string')}") from None
+                raise ConfigError(f"{var}={raw!r}", f"expected {_EXPECTED.get(parse, 'a string')}") from None
         return cls(**values)
 
     def flask_config(self) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from rag_server.chunking import chunk_corpus
 from rag_server.documents import load_corpus
 from rag_server.evaluation import StrategySpec, compare, load_beir, load_project_questions, resolve_qrels, save
 
+from support import passage
+
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parents[1]
 
@@ -51,8 +53,6 @@ def test_comparison_end_to_end_on_a_tiny_beir_fixture(tmp_path: Path, fake_encod
 
 
 def test_article_level_scores_count_the_first_passage_of_the_right_article() -> None:
-    from conftest import passage
-
     from rag_server.evaluation.articles import article_key, article_scores
     from rag_server.evaluation.runner import StrategyResult
 
@@ -74,3 +74,42 @@ def test_article_level_scores_count_the_first_passage_of_the_right_article() -> 
     assert scores["hit_rate@5"] == pytest.approx(1.0)
     # q2: guia#g1, lei#7 (p0 and p1 merge), lei#9, lei#11 → rank 4.
     assert scores["mrr@10"] == pytest.approx((1.0 + 1 / 4) / 2)
+
+
+def test_chart_legend_hides_no_bar() -> None:
+    from rag_server.evaluation.report import chart
+    from rag_server.evaluation.runner import DEFAULT_SPECS, METRICS, StrategyResult
+
+    # Seven strategies (the default comparison) with high scores: the bars fill the axes, MAP@100 too.
+    results = [
+        StrategyResult(s.name, {}, [], {m: 0.95 - 0.01 * i for m in METRICS}) for i, s in enumerate(DEFAULT_SPECS)
+    ]
+    fig = chart(results, "scifact · test")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    (ax,) = fig.axes
+    legends = [*fig.legends, *([ax.get_legend()] if ax.get_legend() else [])]
+    assert len(legends) == 1
+    box = legends[0].get_window_extent(renderer)
+    bars = [patch.get_window_extent(renderer) for patch in ax.patches]
+    assert len(bars) == len(METRICS) * len(results)
+    assert not any(box.overlaps(bar) for bar in bars)
+    assert not box.overlaps(ax.get_window_extent(renderer))  # off the data area altogether
+    assert len(legends[0].get_texts()) == len(results)
+
+
+def test_chart_title_names_the_dataset_not_its_path(tmp_path: Path, fake_encoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.evaluation import report
+
+    titles: list[str] = []
+    real = report.chart
+
+    def spy(results, title):  # type: ignore[no-untyped-def]
+        titles.append(title)
+        return real(results, title)
+
+    monkeypatch.setattr(report, "chart", spy)
+    specs = [StrategySpec("bm25", "bm25")]
+    result = compare(str(FIXTURES / "beir"), "test", specs, encoder=fake_encoder, cache_dir=None, progress=False)
+    save(result, tmp_path, "tiny")
+    assert titles == ["beir · test"] and result.dataset == str(FIXTURES / "beir")

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from rag_server.api.responses import Hit as HitBody
 from rag_server.errors import EmptyQueryError, InvalidParameterError, UnknownFilterError, UnknownStrategyError
 from rag_server.indexes import ScoredPassages
 from rag_server.loader import IndexBuild
@@ -32,7 +33,7 @@ def test_hits_are_ranked_and_carry_metadata(retriever: Retriever) -> None:
     assert len({h.passage_id for h in hits}) == len(hits)
     top = hits[0].passage
     assert (top.doc_id, top.article, top.language) == ("lei-exemplo-pt", "2", "pt")
-    row = hits[0].to_dict()
+    row = HitBody.of(hits[0]).dump()  # as the API sends it
     assert {"passage_id", "doc_id", "title", "article", "language", "citation", "text", "score"} <= set(row)
 
 
@@ -104,7 +105,7 @@ def test_ranked_hits_equal_hits_made_by_the_dataclass(index: IndexBuild) -> None
     found = ScoredPassages(np.array([3, 0, 5]), np.array([2.5, 1.25, 1.0], dtype=np.float32))
     hits = ranked_hits(found, index.passages)
     expected = [Hit(rank=r, score=s, passage=index.passages[i]) for r, (i, s) in enumerate(found.pairs(), start=1)]
-    assert hits == expected and [h.to_dict() for h in hits] == [h.to_dict() for h in expected]
+    assert hits == expected and [HitBody.of(h).dump() for h in hits] == [HitBody.of(h).dump() for h in expected]
     assert all(type(h.score) is float and h.components == {} for h in hits)
     assert hits[0].components is not hits[1].components
     with pytest.raises(AttributeError):
@@ -129,7 +130,8 @@ def test_hybrid_keeps_each_components_rank_and_score(index: IndexBuild, fake_enc
     for hit in hits:
         assert set(hit.components) == {"bm25", "dense"}
         assert hit.components["bm25"].rank == bm25_ranks.get(hit.passage_id)
-    assert "components" in hits[0].to_dict()
+    assert "components" in HitBody.of(hits[0]).dump()
+    assert "components" not in HitBody.of(bm25.search("consentimento revogação", k=1)[0]).dump()
 
 
 # ------------------------------------------------------------------ fusion by hand

@@ -5,18 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import cast
 
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from ..pipeline import AskResult, RagPipeline
+from ..pipeline import RagPipeline
 from ..retrieval import LOCAL
+from . import responses as out
 from .errors import NotReady, ReloadRefused, json_body, public_reason, require_admin, require_metrics_token
 from .logs import note_query
 from .metrics import metrics_of
 from .openapi import DOCS_PAGE, openapi_document
-from .schemas import AskRequest, SearchRequest
+from .schemas import AskRequest, SearchRequest, Strategy
 
 log = logging.getLogger("rag_server.api")
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
@@ -30,18 +31,6 @@ def pipeline() -> RagPipeline:
     return found
 
 
-def source_dict(result: AskResult) -> dict[str, Any] | None:
-    """The answer's source sentence as the API shows it (``/v1/ask`` and the chat endpoint)."""
-    found = result.source
-    if found is None:
-        return None
-    return {
-        "number": found.number,
-        "passage_id": found.passage_id,
-        "start": found.start,
-        "end": found.end,
-        "sentence": found.text,
-    }
 
 
 @v1.post("/search")
@@ -50,12 +39,13 @@ def search() -> ResponseReturnValue:
     note_query(body.query)
     result = pipeline().search(body.query, body.strategy, body.k, body.filters.as_dict() if body.filters else None)
     metrics_of(current_app).observe_stages(result.timings_ms)
-    return jsonify(
+    response = out.SearchResponse(
         build_id=result.build_id,
-        strategy=result.strategy,
-        hits=[h.to_dict() for h in result.hits],
+        strategy=cast(Strategy, result.strategy),  # checked by the model
+        hits=[out.Hit.of(h) for h in result.hits],
         timings_ms=result.timings_ms,
     )
+    return jsonify(response.dump())
 
 
 @v1.post("/ask")
@@ -66,46 +56,32 @@ def ask() -> ResponseReturnValue:
         body.question, body.strategy, body.k, body.filter_dict(), body.max_new_chars, body.temperature, body.seed
     )
     metrics_of(current_app).observe_stages(r.timings_ms)
-    payload: dict[str, Any] = {
-        "answer": r.answer,
-        "supported": r.supported,
-        "message": r.message,
-        "citations": [
-            {
-                "number": c.number,
-                "rank": c.number,  # the same number under its former name, kept for existing clients
-                "passage_id": c.passage_id,
-                "title": c.title,
-                "source": c.source,
-                "article": c.article,
-                "provision": c.provision,
-                "citation": c.citation,
-                "language": c.language,
-                "score": c.score,
-                "text": c.text,
-                "sentences": [{"start": span.start, "end": span.end} for span in c.sentences],
-            }
-            for c in r.citations
-        ],
-        "source": source_dict(r),
-        "quoted": r.quoted,
-        "prompt": r.prompt,
-        "strategy": r.strategy,
-        "build_id": r.build_id,
-        "generator_id": r.generator_id,
-        "timings_ms": r.timings_ms,
-        "question_truncated": r.question_truncated,
-    }
-    return jsonify(payload)
+    response = out.AskResponse(
+        answer=r.answer,
+        supported=r.supported,
+        message=r.message,
+        citations=[out.Citation.of(c) for c in r.citations],
+        source=out.Source.of(r.source),
+        quoted=r.quoted,
+        prompt=r.prompt,
+        strategy=cast(Strategy, r.strategy),
+        build_id=r.build_id,
+        generator_id=r.generator_id,
+        timings_ms=r.timings_ms,
+        question_truncated=r.question_truncated,
+    )
+    return jsonify(response.dump())
 
 
 @v1.get("/strategies")
 def strategies() -> ResponseReturnValue:
     loaded: RagPipeline | None = current_app.extensions.get("rag_pipeline")
     registry = loaded.registry if loaded is not None else LOCAL  # listed even before an index loads
-    return jsonify(
-        default=registry.default, strategies=[{"name": s.name, "description": s.description} for s in registry]
+    response = out.StrategiesResponse(
+        default=cast(Strategy, registry.default),
+        strategies=[out.StrategyInfo(name=cast(Strategy, s.name), description=s.description) for s in registry],
     )
+    return jsonify(response.dump())
 
 
 @v1.get("/index")
@@ -115,7 +91,7 @@ def index_manifest() -> ResponseReturnValue:
     if isinstance(manifest.get("embedding"), dict):  # a model given as a path: its name only
         model = str(manifest["embedding"].get("model", ""))
         manifest["embedding"] = {**manifest["embedding"], "model": model.rstrip("/").rsplit("/", 1)[-1]}
-    return jsonify(manifest)
+    return jsonify(out.IndexManifest(manifest).model_dump())
 
 
 @health.get("/openapi.json")
@@ -136,7 +112,7 @@ def metrics() -> ResponseReturnValue:
 
 @health.get("/healthz")
 def healthz() -> ResponseReturnValue:
-    return jsonify(status="ok")
+    return jsonify(out.Healthy(status="ok").dump())
 
 
 @health.get("/readyz")
@@ -144,21 +120,24 @@ def readyz() -> ResponseReturnValue:
     found: RagPipeline | None = current_app.extensions.get("rag_pipeline")
     if found is None:
         error = current_app.extensions.get("rag_load_error") or "no index build is loaded"
-        return jsonify(status="not_ready", reason=error, last_reload=current_app.extensions.get("rag_last_reload")), 503
+        last = current_app.extensions.get("rag_last_reload")
+        return jsonify(out.NotReadyBody(status="not_ready", reason=error, last_reload=last).dump()), 503
     warmed = current_app.extensions.get("rag_warmed")
     if warmed is not None and not warmed.is_set():
-        return jsonify(status="not_ready", reason="loading the embedding model (warm-up search)"), 503
+        loading = out.NotReadyBody(status="not_ready", reason="loading the embedding model (warm-up search)")
+        return jsonify(loading.dump()), 503
     warnings = [*found.warnings(), *found.notes]
-    last_reload = current_app.extensions.get("rag_last_reload")
-    if last_reload and last_reload["status"] == "refused":
-        warnings.append(f"the last reload was refused: {last_reload['reason']}")
-    return jsonify(
+    last_reload: out.LastReload | None = current_app.extensions.get("rag_last_reload")
+    if last_reload is not None and last_reload.status == "refused":
+        warnings.append(f"the last reload was refused: {last_reload.reason}")
+    ready = out.Ready(
         status="ready",
         build_id=found.build.build_id,
         generator=getattr(found.generator, "checkpoint_id", None),
         warnings=warnings,
         last_reload=last_reload,
     )
+    return jsonify(ready.dump())
 
 
 @v1.post("/admin/reload")
@@ -184,11 +163,11 @@ def admin_reload() -> ResponseReturnValue:
         except Exception as exc:  # any failure of a reload leaves the served build in place
             reason = public_reason(exc)
             log.error("reload refused", extra={"fields": {"error": f"{type(exc).__name__}: {exc}"}})
-            app.extensions["rag_last_reload"] = {"status": "refused", "reason": reason, "at": _now()}
+            app.extensions["rag_last_reload"] = out.LastReload(status="refused", reason=reason, at=_now())
             serving = f"still serving build {previous}" if previous else "no build is served"
             raise ReloadRefused(f"reload refused: {reason}; {serving}") from None
-        app.extensions["rag_last_reload"] = {"status": "ok", "build_id": current, "at": _now()}
-    return jsonify(previous_build_id=previous, build_id=current, changed=previous != current)
+        app.extensions["rag_last_reload"] = out.LastReload(status="ok", build_id=current, at=_now())
+    return jsonify(out.ReloadResponse(previous_build_id=previous, build_id=current, changed=previous != current).dump())
 
 
 def _now() -> str:

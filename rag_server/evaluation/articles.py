@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ..chunking import Passage
+from ..passage import Passage
 from .runner import StrategyResult
 
 ARTICLE_METRICS = ("hit_rate@1", "hit_rate@5", "mrr@10")
@@ -48,7 +48,7 @@ def article_scores(
             # Scores that keep the run's order (best first) under ranx's sort.
             run[q] = {key: float(len(keys) - i) for i, key in enumerate(keys)} or {"__no_result__": 0.0}
         values = evaluate(Qrels(article_qrels), Run(run), list(ARTICLE_METRICS), make_comparable=True)
-        scores[result.name] = {m: float(values[m]) for m in ARTICLE_METRICS}  # type: ignore[index]
+        scores[result.name] = {m: float(values[m]) for m in ARTICLE_METRICS}
     return scores
 
 

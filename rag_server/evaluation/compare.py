@@ -45,7 +45,8 @@ PUBLISHED = {
 
 @dataclass
 class Comparison:
-    dataset: str
+    dataset: str  # as given: "project", "natural" or a BEIR directory
+    name: str  # the dataset's name, for titles (never a server path)
     split: str
     results: list[StrategyResult]
     pvalues: dict[str, dict[str, dict[str, float]]]
@@ -122,7 +123,10 @@ def compare(
             sections.append("Right article (for a guide, its section) in the ranking:\n\n" + article_table(articles))
         sections += [pvalue_table(pvalues, "ndcg@10", names), pvalue_table(pvalues, "recall@5", names)]
         markdown = "\n\n".join(sections)
-        return Comparison(dataset, split, results, pvalues, build.manifest, len(evalset.queries), markdown, articles)
+        queries = len(evalset.queries)
+        return Comparison(
+            dataset, evalset.name, split, results, pvalues, build.manifest, queries, markdown, articles
+        )
 
 
 def save(comparison: Comparison, out_dir: Path, stem: str) -> tuple[Path, Path]:
@@ -144,5 +148,5 @@ def save(comparison: Comparison, out_dir: Path, stem: str) -> tuple[Path, Path]:
             "ttest_pvalues": comparison.pvalues,
         },
     )
-    write_chart(png_path, comparison.results, f"{comparison.dataset} · {comparison.split}")
+    write_chart(png_path, comparison.results, f"{comparison.name} · {comparison.split}")
     return json_path, png_path

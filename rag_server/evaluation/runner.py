@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import EmptyQueryError
+from ..extras import require
 from ..retrieval import LOCAL, Retriever
 from .datasets import EvalSet
 
@@ -114,15 +115,15 @@ def score(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Fill each result's metrics; returns t-test p-values {metric: {a: {b: p}}}."""
     os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "numba"))
-    from ranx import Qrels, Run, compare
+    ranx = require("ranx", "eval")
 
     names = _metric_names(relevant_grade)
-    qrels_obj = Qrels(qrels)
+    qrels_obj = ranx.Qrels(qrels)
     runs = []
     for result in results:
-        run = Run({q: r for q, r in result.run.items() if q in qrels}, name=result.name)
+        run = ranx.Run({q: r for q, r in result.run.items() if q in qrels}, name=result.name)
         runs.append(run)
-    report = compare(qrels_obj, runs, metrics=names, stat_test="student", max_p=0.05, make_comparable=True)
+    report = ranx.compare(qrels_obj, runs, metrics=names, stat_test="student", max_p=0.05, make_comparable=True)
     raw = report.to_dict()
     pvalues: dict[str, dict[str, dict[str, float]]] = {m: {} for m in METRICS}
     for result in results:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,27 +39,6 @@ class Hit:
     @property
     def passage_id(self) -> str:
         return self.passage.id
-
-    def to_dict(self) -> dict[str, Any]:
-        p = self.passage
-        row: dict[str, Any] = {
-            "rank": self.rank,
-            "score": self.score,
-            "passage_id": p.id,
-            "doc_id": p.doc_id,
-            "title": p.title,
-            "source": p.source,
-            "article": p.article,
-            "provision": p.provision,
-            "citation": p.citation,
-            "language": p.language,
-            "doc_type": p.doc_type,
-            "section": p.section,
-            "text": p.text,
-        }
-        if self.components:
-            row["components"] = {k: {"rank": c.rank, "score": c.score} for k, c in self.components.items()}
-        return row
 
 
 def check_k(k: int) -> int:

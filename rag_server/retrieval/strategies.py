@@ -15,9 +15,9 @@ from .sparse import BM25Retriever, KeywordRetriever
 
 DEFAULT_STRATEGY = "hybrid-convex"
 
-# Chosen on the dev splits of the project's question sets (docs/BENCHMARKS.md): passages of an
-# article the question names are boosted, and the share of each component depends on the build's
-# embedding model. With the English-only MiniLM, BM25 carries more weight; multilingual-e5-small
+# Chosen on the dev splits of the project's question sets (rag-server tune; docs/BENCHMARKS.md):
+# passages of an article the question names are boosted, and the share of each component depends
+# on the build's embedding model. With the English-only MiniLM, BM25 carries more weight; multilingual-e5-small
 # reads Portuguese, so its dense scores earn the larger share. Tuned per query language too, the
 # best e5 weights were the same for Portuguese and English questions (bm25 0.3-0.5 on both), so
 # one setting per model is kept.

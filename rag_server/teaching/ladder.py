@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for rung in rungs:
         print(f"{rung.name:>12}: {rung.bits_per_char:.3f} bits/char ({rung.bits_per_char / base:.3f}x the char bigram)")
     if len(rungs) < 3:
-        print(f"(no generator checkpoint at {args.checkpoint}: train one with scripts/train_generator.py)")
+        print(f"(no generator checkpoint at {args.checkpoint}: train one with rag-server train)")
 
 
 if __name__ == "__main__":
