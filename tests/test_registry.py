@@ -50,16 +50,17 @@ def test_a_missing_index_is_named_before_anything_loads(make_build, corpus_dir: 
 
 
 def test_the_pipeline_serves_another_registry(built, tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
-    """A backend with its own strategies under its own names and default (a Milvus backend registers
-    bm25, dense and the hybrids the same way)."""
+    """A backend with its own strategies and default (a Milvus backend registers bm25, dense and
+    the hybrids the same way, under the local names the API accepts)."""
     from rag_server.api import create_app
 
-    other = StrategyRegistry(default="lexical")
-    other.register(Strategy("lexical", "BM25 under another name", _bm25, ("bm25",)))
+    other = StrategyRegistry(default="bm25")
+    other.register(Strategy("bm25", "BM25 alone", _bm25, ("bm25",)))
     pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, registry=other, support_threshold=0.0)
-    assert pipeline.search("consentimento do titular").strategy == "bm25"  # the retriever's own name
-    with pytest.raises(UnknownStrategyError, match=r"valid strategies: \['lexical'\]"):
+    assert pipeline.search("consentimento do titular").strategy == "bm25"
+    with pytest.raises(UnknownStrategyError, match=r"valid strategies: \['bm25'\]"):
         pipeline.search("consentimento", strategy="dense")
     client = create_app({"PIPELINE": pipeline, "TESTING": True}).test_client()
     body = client.get("/v1/strategies").get_json()
-    assert body == {"default": "lexical", "strategies": [{"name": "lexical", "description": "BM25 under another name"}]}
+    assert body == {"default": "bm25", "strategies": [{"name": "bm25", "description": "BM25 alone"}]}
+    assert client.post("/v1/search", json={"query": "consentimento", "strategy": "dense"}).status_code == 400
