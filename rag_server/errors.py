@@ -5,7 +5,9 @@
     ├── BuildError                 an index build cannot complete (bad settings, empty corpus…)
     ├── IndexLoadError             a built index is missing, truncated or fails its checksum
     ├── ModelError                 an embedding model or checkpoint cannot be loaded
-    ├── BackendUnavailableError    the search backend (Milvus) cannot be reached or timed out
+    ├── MissingDependencyError     an optional package is not installed (names the extra)
+    ├── ConfigError                a configuration file, option or RAG_* setting is invalid (names it)
+    ├── BackendUnavailableError    the search backend (Milvus) cannot be reached or timed out (HTTP 503)
     └── QueryError                 a request is invalid: empty query, unknown strategy or
         │                          filter, k out of range (the API maps these to HTTP 4xx)
         ├── EmptyQueryError
@@ -69,6 +71,28 @@ class ModelError(RagServerError):
     """An embedding model or generator checkpoint cannot be loaded."""
 
     code = "model_error"
+
+
+class MissingDependencyError(RagServerError, ImportError):
+    """A package of an optional extra (lessons, evaluation) is not installed."""
+
+    code = "missing_dependency"
+
+    def __init__(self, module: str, extra: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(f"{module} is not installed: pip install 'rag_server[{extra}]'")
+
+
+class ConfigError(RagServerError):
+    """A configuration file (a training recipe), option or ``RAG_*`` setting is invalid."""
+
+    code = "config_error"
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
 
 
 class BackendUnavailableError(RagServerError):

@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from rag_server.jsonlog import configure_process
+from rag_server.settings import Settings
 
 workers = 1  # one copy of the index and models; threads for concurrency
 threads = int(os.environ.get("THREADS", "4"))
@@ -36,6 +37,6 @@ for _name, _value in {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}.
 
 
 def post_worker_init(worker: Any) -> None:
-    configure_process(os.environ.get("RAG_LOG_LEVEL") or "INFO")
+    configure_process(Settings.from_env().log_level)
     for name in ("gunicorn.error", "gunicorn.access"):  # configure_process left these on the root handler
         logging.getLogger(name).propagate = False

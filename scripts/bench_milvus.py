@@ -35,15 +35,16 @@ from typing import Any
 import numpy as np
 
 from rag_server.build import BuildConfig, build_index
-from rag_server.chunking import Passage
 from rag_server.embedding import make_encoder
 from rag_server.evaluation.compare import load_dataset
 from rag_server.evaluation.datasets import document_qrels, resolve_qrels
 from rag_server.evaluation.runner import StrategyResult, run_strategy, score
 from rag_server.loader import IndexBuild
-from rag_server.milvus import MilvusConnection, MilvusSettings, MilvusSource, build_into_milvus
+from rag_server.milvus import MILVUS, MilvusConnection, MilvusSettings, MilvusSource
+from rag_server.milvus.build import build_into_milvus
 from rag_server.milvus.schema import OUTPUT_FIELDS, SPARSE, VECTOR, create_schema, index_params, row_of
-from rag_server.retrieval import make_retriever
+from rag_server.passage import Passage
+from rag_server.retrieval import LOCAL
 
 STRATEGIES = ("bm25", "dense", "hybrid", "hybrid-convex")
 # Milvus's own RRF (hybrid_search + RRFRanker, one round trip), beside the served local fusion.
@@ -91,11 +92,11 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
 
     results: list[StrategyResult] = []
     for strategy in STRATEGIES:
-        for name, build in (("local", local), ("milvus", served)):
-            retriever = make_retriever(strategy, build, encoder, query_language=evalset.language)
+        for name, build, registry in (("local", local, LOCAL), ("milvus", served, MILVUS)):
+            retriever = registry.make(strategy, build, encoder, query_language=evalset.language)
             retriever.search(evalset.queries[0].text, k=10)  # first-use costs out of the timings
             results.append(run_strategy(f"{strategy} · {name}", retriever, evalset, 100, progress=False))
-    native = make_retriever(NATIVE[0], served, encoder, query_language=evalset.language, **NATIVE[1])
+    native = MILVUS.make(NATIVE[0], served, encoder, query_language=evalset.language, **NATIVE[1])
     results.append(run_strategy(f"{NATIVE[2]} · milvus", native, evalset, 100, progress=False))
     score(results, qrels, grade)
     rows = [

@@ -30,13 +30,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from rag_server.devserver import SERVERS, LocalServer
 from rag_server.evaluation import load_project_questions
 from rag_server.generator import Generator
 from rag_server.generator.paths import PACKAGED_CHECKPOINT
 from rag_server.pipeline import DEFAULT_SUPPORT_THRESHOLD, AskResult, RagPipeline, SearchResult
+
+from _support import percentile
+from support.devserver import SERVERS, LocalServer
 
 STRATEGIES = ("bm25", "dense", "hybrid", "hybrid-convex")
 BLOCK = 10  # requests per block of the steady concurrency-1 measurement
@@ -220,10 +220,6 @@ def in_process(pipeline: RagPipeline, path: str, strategy: str, text: str) -> tu
     return (time.perf_counter() - start) * 1000, result.timings_ms["retrieve"]
 
 
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q))
-
-
 def spread(values: list[float]) -> str:
     """Median of the repeats and their range."""
     return f"{statistics.median(values):+.2f} ({min(values):+.2f} to {max(values):+.2f})"
@@ -306,8 +302,8 @@ def main() -> None:
                 f"| {spread([run.overhead() for run in runs])} "
                 f"| {spread([run.outside_retrieval() for run in runs])} "
                 f"| {spread([run.overhead() for run in idles])} "
-                f"| {pct(server_all, 99):.2f} | {len(bodies) / wall:.1f} "
-                f"| {pct(loaded, 50):.1f} / {pct(loaded, 99):.1f} |"
+                f"| {percentile(server_all, 99):.2f} | {len(bodies) / wall:.1f} "
+                f"| {percentile(loaded, 50):.1f} / {percentile(loaded, 99):.1f} |"
             )
         for note in notes:
             print(note)

@@ -33,15 +33,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from rag_server.catalog import IndexCatalog
+from rag_server.errors import RagServerError
+from rag_server.loader import IndexBuild
 
-from rag_server.catalog import IndexCatalog  # noqa: E402
-from rag_server.errors import RagServerError  # noqa: E402
-from rag_server.loader import IndexBuild  # noqa: E402
-
-DEFAULT_CORPUS = ROOT / "tests" / "fixtures" / "corpus"
+from _support import FIXTURE_CORPUS, ROOT
 
 
 def build_command(corpus: Path, root: Path, indexes: str) -> list[str]:
@@ -266,7 +262,7 @@ def summary(trials: Sequence[Trial]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, default=FIXTURE_CORPUS)
     parser.add_argument("--indexes", default="keyword,bm25", help="keyword,bm25 (default) or keyword,bm25,dense")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1234)

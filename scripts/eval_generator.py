@@ -30,15 +30,15 @@ import torch
 from rag_server.analysis import fold
 from rag_server.evaluation import load_project_questions, resolve_qrels
 from rag_server.generator import Generator
-from rag_server.generator.checkpoint import DEFAULT_LOOKUP
-from rag_server.generator.data import (
+from rag_server.generator.batches import answer_nats
+from rag_server.generator.examples import (
     Example,
     ExampleBuilder,
     ExampleStream,
-    answer_nats,
     load_passages,
     split_passages,
 )
+from rag_server.generator.serving import DEFAULT_LOOKUP
 from rag_server.pipeline import RagPipeline
 from rag_server.prompt import build_prompt
 from rag_server.sentences import split_sentences

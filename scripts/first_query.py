@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from rag_server.devserver import LocalServer, post_json
+import _support  # noqa: F401  (puts tests/ on sys.path for support.devserver)
+from support.devserver import LocalServer, post_json
 
 
 def main() -> None:

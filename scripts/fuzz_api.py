@@ -8,7 +8,7 @@
    headers and body conform to the document) except ``positive_data_acceptance`` (a schema-valid
    query can still be stop words only, which the API rightly refuses with 400 empty_query).
    Meanwhile --slow-clients connections (default 16: idle, slow headers, slow body; see
-   ``rag_server.devserver.HostileClients``) stay open, so every case is also answered while
+   ``tests/support/devserver.py``, ``HostileClients``) stay open, so every case is also answered while
    slow clients hold connections (issue #14, case 4).
 
 Prints the cases run per operation and every failure. Exit status 1 on any failure, or if fewer
@@ -23,24 +23,15 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 import schemathesis
 from hypothesis import HealthCheck, given, seed, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from rag_server.devserver import SERVERS, HostileClients, LocalServer, report_checks
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from rag_server.build import BuildConfig, build_index  # noqa: E402
-
-CORPUS = ROOT / "tests" / "fixtures" / "corpus"
+from _support import ROOT, build_in_temp_root
+from support.devserver import SERVERS, HostileClients, LocalServer, report_checks
 
 
 def make_test(operation, label, base, args, counts, statuses):  # type: ignore[no-untyped-def]
@@ -109,9 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slow-clients", type=int, default=16, help="hostile connections held open meanwhile")
     args = parser.parse_args(argv)
 
-    tmp = Path(tempfile.mkdtemp(prefix="fuzz-api-"))
+    tmp, build = build_in_temp_root("fuzz-api-")
     index_root = tmp / "indexes"
-    build = build_index(BuildConfig([CORPUS], index_root, progress=False))
     server = LocalServer(index_root, threads=4, cwd=ROOT, server=args.server)
     try:
         with server:

@@ -97,6 +97,7 @@ def probe_app(index: str, rounds: int) -> None:
     from werkzeug.test import EnvironBuilder
 
     from rag_server.api import create_app
+    from rag_server.api.responses import Hit as HitBody
     from rag_server.evaluation import load_project_questions
     from rag_server.pipeline import SearchResult
 
@@ -117,7 +118,7 @@ def probe_app(index: str, rounds: int) -> None:
     def bare_search() -> Any:
         body = request.get_json()
         r = stub(body["query"], body["strategy"], body["k"])
-        return jsonify(build_id=r.build_id, strategy=r.strategy, hits=[h.to_dict() for h in r.hits])
+        return jsonify(build_id=r.build_id, strategy=r.strategy, hits=[HitBody.of(h).dump() for h in r.hits])
 
     def call(target: Flask) -> float:
         environ = EnvironBuilder(

@@ -27,7 +27,6 @@ import json
 import secrets
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -37,14 +36,11 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from rag_server.build import BuildConfig, build_index
 
-from rag_server.build import BuildConfig, build_index  # noqa: E402
-from rag_server.devserver import SERVERS, LocalServer, post_json, report_checks  # noqa: E402
+from _support import FIXTURE_CORPUS, ROOT, build_in_temp_root
+from support.devserver import SERVERS, LocalServer, post_json, report_checks
 
-DEFAULT_CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 QUERIES = [
     "consentimento do titular",
     "Who bears the burden of proving that consent was obtained?",
@@ -74,17 +70,16 @@ def edited_copy(corpus: Path, target: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, default=FIXTURE_CORPUS)
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--server", choices=SERVERS, default=SERVERS[0], help="waitress (make run) or gunicorn")
     args = parser.parse_args(argv)
 
-    tmp = Path(tempfile.mkdtemp(prefix="reload-under-load-"))
-    index_root = tmp / "indexes"
     token = secrets.token_hex(16)
     started = time.perf_counter()
-    first = build_index(BuildConfig([args.corpus.resolve()], index_root, progress=False))
+    tmp, first = build_in_temp_root("reload-under-load-", args.corpus.resolve())
+    index_root = tmp / "indexes"
     print(f"first build {first.build_id} ({time.perf_counter() - started:.1f} s) in {index_root}")
     server = LocalServer(index_root, threads=4, env={"RAG_ADMIN_TOKEN": token}, cwd=ROOT, server=args.server)
     try:

@@ -23,18 +23,14 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import statistics
-import sys
-import tempfile
+import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from rag_server.devserver import SERVERS, HostileClients, LocalServer  # noqa: E402
+from _support import ROOT, build_in_temp_root, percentile
+from support.devserver import SERVERS, HostileClients, LocalServer
 
 BODY = json.dumps({"query": "consentimento do titular", "strategy": "bm25", "k": 3}).encode()
 
@@ -82,8 +78,8 @@ def run_level(port: int, slow: int, args: argparse.Namespace) -> dict[str, float
         "closed_by_server": closed,
         "sent": len(latencies),
         "failed": failures,
-        "p50_ms": statistics.median(ordered) * 1000,
-        "p99_ms": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000,
+        "p50_ms": percentile(ordered, 50) * 1000,
+        "p99_ms": percentile(ordered, 99) * 1000,
         "max_ms": ordered[-1] * 1000,
     }
 
@@ -100,19 +96,18 @@ def main() -> int:
     parser.add_argument("--level-seconds", type=float, default=60.0, help="bound on each level")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="slow-clients-") as tmp:
-        index = args.index
-        if index is None:
-            from rag_server.build import BuildConfig, build_index
-
-            index = Path(tmp) / "indexes"
-            build_index(BuildConfig([ROOT / "tests" / "fixtures" / "corpus"], index, progress=False))
+    tmp: Path | None = None
+    index = args.index
+    if index is None:
+        tmp, _ = build_in_temp_root("slow-clients-")
+        index = tmp / "indexes"
+    failed = 0
+    try:
         with LocalServer(index, threads=args.threads, server=args.server, cwd=ROOT) as server:
             print(f"{args.server} on {server.base}, {args.threads} threads, serving {server.build_id}")
             print(f"normal requests: {args.requests} per level from 2 threads, client timeout {args.timeout:g} s")
             print("| slow clients | opened | closed by server | requests | failed | p50 ms | p99 ms | max ms |")
             print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-            failed = 0
             for level in (int(x) for x in args.levels.split(",")):
                 r = run_level(server.port, level, args)
                 failed += int(r["failed"])
@@ -121,6 +116,9 @@ def main() -> int:
                     f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} |",
                     flush=True,
                 )
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     print(f"result: {'PASS' if failed == 0 else 'FAIL'} ({failed} failed normal requests)")
     return 0 if failed == 0 else 1
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -31,14 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from _support import ROOT, build_in_temp_root, percentile
+from support.devserver import SERVERS, LocalServer, post_json, report_checks
 
-from rag_server.build import BuildConfig, build_index  # noqa: E402
-from rag_server.devserver import SERVERS, LocalServer, post_json, report_checks  # noqa: E402
-
-CORPUS = ROOT / "tests" / "fixtures" / "corpus"
 SAMPLE_EVERY_S = 10.0
 MAX_GROWTH = 0.10
 WORKERS, THREADS = 1, 16
@@ -92,13 +86,6 @@ def rss_bytes(master: int) -> int:
         except OSError:
             continue
     return total
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run_load(base: str, master: int, args: argparse.Namespace) -> int:
@@ -155,7 +142,7 @@ def run_load(base: str, master: int, args: argparse.Namespace) -> int:
 
     print(f"duration: {elapsed:.1f} s, concurrency {args.concurrency}")
     print(f"requests: {len(latencies)}, errors: {len(errors)}, throughput: {len(latencies) / elapsed:.1f} req/s")
-    print(f"latency: p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms")
+    print(f"latency: p50 {percentile(latencies, 50) * 1000:.1f} ms, p99 {percentile(latencies, 99) * 1000:.1f} ms")
     for key, count in sorted(outcomes.items()):
         print(f"  {key}: {count}")
     for error in errors[:10]:
@@ -188,10 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--server", choices=SERVERS, default=SERVERS[0], help="waitress (make run) or gunicorn")
     args = parser.parse_args(argv)
 
-    tmp = Path(tempfile.mkdtemp(prefix="soak-"))
-    index_root = tmp / "indexes"
     started = time.perf_counter()
-    build = build_index(BuildConfig([CORPUS], index_root, progress=False))
+    tmp, build = build_in_temp_root("soak-")
+    index_root = tmp / "indexes"
     print(f"build {build.build_id} ({time.perf_counter() - started:.1f} s) in {index_root}")
     server = LocalServer(index_root, workers=WORKERS, threads=THREADS, cwd=ROOT, server=args.server)
     try:

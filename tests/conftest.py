@@ -1,48 +1,38 @@
-"""Shared fixtures: a tiny corpus, a deterministic fake encoder, and builds made from them."""
+"""Shared fixtures: a tiny corpus, a deterministic fake encoder, and builds made from them.
+
+Helpers that tests import (``passage``, ``FakeEncoder``, the dev server) live in ``support``."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 
-from rag_server.analysis import Analyzer
 from rag_server.build import BuildConfig, BuildResult, build_index
-from rag_server.chunking import Passage
-from rag_server.embedding import PrefixedEncoding
+from rag_server.milvus import MilvusBuild, MilvusSettings, MilvusSource
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from support import FIXTURES, FakeEncoder
+from support.milvus_server import MilvusLiteServer
+
+# Markers that follow from a fixture a test uses (directly or through another fixture), so that
+# they cannot be forgotten; tests that are slow or start servers on their own are marked by hand.
+FIXTURE_MARKS = {
+    "server": ("server", "slow"),  # the served stack over a build made with the real model
+    "real_index": ("slow",),  # a build of the fixture corpus with the real embedding model
+    "browser": ("browser",),  # Chromium
+    "milvus_server": ("server",),  # Milvus Lite as its own process (python -m milvus_lite server)
+}
 
 
-class FakeEncoder(PrefixedEncoding):
-    """Hashed bag-of-stems vectors: deterministic, fast, and similar for similar texts.
-    Counts every text it encodes, so tests can check what a rebuild re-embedded. No prefixes,
-    like MiniLM (a test may set ``query_prefix`` / ``passage_prefix`` on an instance)."""
-
-    name = "fake-hash-encoder"
-    checksum = "f" * 64
-    dimension = 64
-
-    def __init__(self) -> None:
-        self.analyzer = Analyzer()
-        self.calls = 0
-        self.texts_encoded: list[str] = []
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> npt.NDArray[np.float32]:
-        self.calls += 1
-        self.texts_encoded.extend(texts)
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for term in self.analyzer.tokens(text):
-                h = int.from_bytes(hashlib.md5(term.encode()).digest()[:4], "little")
-                out[i, h % self.dimension] += 1.0
-            out[i, 0] += 1e-3  # never the zero vector
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        for fixture, marks in FIXTURE_MARKS.items():
+            if fixture in names:
+                for mark in marks:
+                    item.add_marker(mark)
 
 
 @pytest.fixture
@@ -102,7 +92,7 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(real_index: Path):  # type: ignore[no-untyped-def]
     """Base URL of the server of ``make run`` (``python -m rag_server.serve``) over ``real_index``;
     shared by the session."""
-    from rag_server.devserver import LocalServer
+    from support.devserver import LocalServer
 
     try:
         server = LocalServer(real_index, threads=4, ready_timeout=60).start()
@@ -112,49 +102,31 @@ def server(real_index: Path):  # type: ignore[no-untyped-def]
     server.stop()
 
 
-# ----- the Milvus backend: one Milvus Lite database per session (in-process, in a temp dir) -----
+# ----- the Milvus backend: one Milvus Lite database per session (in a temporary directory) -----
+# Builds take a few seconds each in Milvus Lite (creating a collection and its indexes), so the
+# tests that only read share one build; tests that rebuild use their own alias on the same file.
 
 
 @pytest.fixture(scope="session")
-def milvus_settings(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def milvus_settings(tmp_path_factory: pytest.TempPathFactory) -> MilvusSettings:
     """Milvus Lite in a temporary directory; tests that rebuild use their own alias on it."""
-    pytest.importorskip("pymilvus", reason="the [milvus] extra is not installed")
-    from rag_server.milvus import MilvusSettings
-
     return MilvusSettings(uri=str(tmp_path_factory.mktemp("milvus") / "rag.db"))
 
 
 @pytest.fixture(scope="session")
-def milvus_build(milvus_settings, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def milvus_build(milvus_settings: MilvusSettings, tmp_path_factory: pytest.TempPathFactory) -> MilvusBuild:
     """The fixture corpus built into Milvus with the fake encoder, as served through the alias."""
-    from rag_server.milvus import MilvusSource, build_into_milvus
+    from rag_server.milvus.build import build_into_milvus
 
     root = tmp_path_factory.mktemp("milvus-cache")
     build_into_milvus(BuildConfig([FIXTURES / "corpus"], root, progress=False), milvus_settings, encoder=FakeEncoder())
     return MilvusSource(milvus_settings).open()
 
 
-# ----- hand-made passages for unit tests of the prompt and fuzzing -----
-
-
-def passage(
-    pid: str,
-    text: str,
-    *,
-    title: str = "Guia de GPUs",
-    source: str = "Guia interno",
-    article: str | None = None,
-    provision: str | None = None,
-) -> Passage:
-    return Passage(
-        id=pid,
-        doc_id=pid.split("#")[0],
-        title=title,
-        language="pt",
-        doc_type="law" if article else "guide",
-        source=source,
-        section="",
-        article=article,
-        provision=provision,
-        text=text,
-    )
+@pytest.fixture
+def milvus_server(tmp_path: Path) -> Iterator[MilvusLiteServer]:
+    """Milvus Lite as its own server process on 127.0.0.1, for tests where several processes
+    share it or where it dies under a running app; stopped after the test."""
+    server = MilvusLiteServer(tmp_path / "milvus").start()
+    yield server
+    server.stop()

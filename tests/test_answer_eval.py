@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import passage
 
 from rag_server.analysis import fold
 from rag_server.chunking import chunk_corpus
@@ -25,6 +24,8 @@ from rag_server.evaluation.answers import (
 from rag_server.prompt import build_prompt
 from rag_server.retrieval.base import Hit
 from rag_server.sentences import Span
+
+from support import passage
 
 CORPUS = Path(__file__).parents[1] / "corpus"
 

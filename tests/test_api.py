@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from rag_server.api import create_app
-from rag_server.pipeline import STRATEGY_DESCRIPTIONS, RagPipeline
-from rag_server.retrieval import DEFAULT_STRATEGY, STRATEGIES
+from rag_server.pipeline import RagPipeline
+from rag_server.retrieval import LOCAL, STRATEGIES
 
 
 def _error(response) -> dict:  # type: ignore[no-untyped-def]
@@ -52,7 +52,7 @@ def test_ask_answers_with_citations_and_prompt(client) -> None:  # type: ignore[
         "segurança em até três dias úteis."
     )
     first = body["citations"][0]
-    assert first["article"] == "3" and first["language"] == "pt" and first["number"] == first["rank"] == 1
+    assert first["article"] == "3" and first["language"] == "pt" and first["number"] == 1 and "rank" not in first
     source = body["source"]
     assert source["number"] == 1 and source["passage_id"] == first["passage_id"]
     assert first["text"][source["start"] : source["end"]] == source["sentence"] == body["answer"]
@@ -78,7 +78,8 @@ def test_unsupported_answers_say_so(built, tmp_path: Path, fake_encoder) -> None
 
 def test_strategies_index_and_health(client) -> None:  # type: ignore[no-untyped-def]
     body = client.get("/v1/strategies").get_json()
-    assert [s["name"] for s in body["strategies"]] == list(STRATEGIES) == list(STRATEGY_DESCRIPTIONS)
+    assert [s["name"] for s in body["strategies"]] == list(STRATEGIES) == list(LOCAL.descriptions())
+    assert [s["description"] for s in body["strategies"]] == list(LOCAL.descriptions().values())
     assert body["default"] == "hybrid-convex"
     manifest = client.get("/v1/index").get_json()
     assert manifest["passage_count"] > 0 and "corpus_dirs" not in manifest
@@ -241,18 +242,15 @@ def test_generator_answers_and_stale_checkpoint_warning(built, tmp_path: Path, f
     client = create_app({"PIPELINE": pipeline}).test_client()
     body = client.post("/v1/ask", json={"question": "consentimento do titular", "max_new_chars": 500}).get_json()
     assert body["generator_id"] == generator.checkpoint_id and body["message"] is None
-    assert len(body["prompt"]) <= 256 - 256 // 3 - 1  # prompt + answer fit the model's window
+    # The prompt fits the model's window with room for the answer; it may pass two thirds of the
+    # window only to hold the best sentence's line whole (the line the answer is pointed to).
+    prompt = body["prompt"]
+    assert len(prompt) <= 256 - 1
+    context_lines = [line for line in prompt.splitlines() if line.startswith("[")]
+    assert len(prompt) <= 256 - 256 // 3 - 1 or len(context_lines) == 1
     ready = client.get("/readyz").get_json()
     assert ready["generator"] == generator.checkpoint_id
     assert len(ready["warnings"]) == 1 and "retrain" in ready["warnings"][0]
-
-
-def test_hybrids_reuse_the_pipelines_bm25_and_dense_retrievers(app) -> None:  # type: ignore[no-untyped-def]
-    pipeline = app.extensions["rag_pipeline"]
-    dense, bm25 = pipeline.retriever("dense"), pipeline.retriever("bm25")
-    for name in ("hybrid", "hybrid-convex"):
-        components = pipeline.retriever(name).components
-        assert components["dense"] is dense and components["bm25"] is bm25
 
 
 def test_an_app_that_loads_its_own_index_warms_it_up_in_the_background(  # type: ignore[no-untyped-def]
@@ -297,44 +295,3 @@ def test_an_injected_pipeline_is_not_warmed_up(app, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(RagPipeline, "warm_up", lambda self: calls.append("warm"))
     create_app({"PIPELINE": app.extensions["rag_pipeline"], "TESTING": True})
     assert calls == []
-
-
-def test_warm_up_makes_the_default_retriever_and_embeds_once(app, fake_encoder) -> None:  # type: ignore[no-untyped-def]
-    pipeline: RagPipeline = app.extensions["rag_pipeline"]
-    before = fake_encoder.calls
-    pipeline.warm_up()
-    assert DEFAULT_STRATEGY in pipeline._state.retrievers
-    assert fake_encoder.calls == before + 1
-
-
-def test_reload_warms_the_new_build_before_switching(app, make_build, corpus_dir: Path) -> None:  # type: ignore[no-untyped-def]
-    pipeline: RagPipeline = app.extensions["rag_pipeline"]
-    make_build(corpus_dir)  # a newer build of the same corpus
-    pipeline.reload()
-    assert DEFAULT_STRATEGY in pipeline._state.retrievers  # made (and its query embedded) before the switch
-
-
-def test_reload_keeps_the_loaded_embedding_model_when_the_new_build_uses_it(  # type: ignore[no-untyped-def]
-    built, make_build, corpus_dir: Path, tmp_path: Path, fake_encoder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from rag_server.retrieval import DenseRetriever
-
-    pipeline = RagPipeline(tmp_path / "indexes")  # no encoder given: each build's retriever finds one
-    pipeline._state.retrievers["dense"] = DenseRetriever(pipeline.build, fake_encoder)  # as if loaded
-    make_build(corpus_dir)  # a newer build, embedded by the same (fake) model
-    pipeline.reload()
-    assert pipeline._state.retrievers["dense"].encoder is fake_encoder  # type: ignore[attr-defined]
-    monkeypatch.setattr(fake_encoder, "checksum", "0" * 64)  # a build embedded by another model
-    assert pipeline._encoder_for(pipeline.build) is None
-
-
-def test_a_failed_warm_up_is_logged_not_raised(app, caplog: pytest.LogCaptureFixture, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    pipeline: RagPipeline = app.extensions["rag_pipeline"]
-
-    def broken(*args: object, **kwargs: object) -> None:
-        raise TypeError("an error from inside a library, not one of ours")
-
-    monkeypatch.setattr(pipeline, "retriever", broken)
-    with caplog.at_level(logging.WARNING, logger="rag_server.pipeline"):
-        pipeline.warm_up()
-    assert any(r.getMessage() == "warm-up search failed" for r in caplog.records)

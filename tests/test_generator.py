@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 import random
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -17,13 +15,12 @@ import torch
 
 from rag_server.errors import InvalidParameterError, ModelError
 from rag_server.generator import CharTransformer, CharVocab, Generator, GeneratorConfig, save_checkpoint
+from rag_server.generator.batches import BatchStream, collate
 from rag_server.generator.checkpoint import load_checkpoint
-from rag_server.generator.data import (
-    BatchStream,
+from rag_server.generator.examples import (
     ExampleBuilder,
     ExampleStream,
     build_examples,
-    collate,
     corpus_vocab,
     load_passages,
     split_passages,
@@ -35,7 +32,6 @@ from rag_server.retrieval.base import Hit
 from rag_server.sentences import split_sentences
 
 FIXTURE_CORPUS = Path(__file__).parent / "fixtures" / "corpus"
-SCRIPT = Path(__file__).parents[1] / "scripts" / "train_generator.py"
 TEXT = "Question: What is a GPU?\nContext:\n[1] (Guide) A GPU is a graphics processor.\nAnswer: 0123456789\n"
 
 
@@ -165,6 +161,10 @@ def test_generate_stop_sequence_and_arguments() -> None:
         model.generate(idx, 5, temperature=-1.0)
     with pytest.raises(ValueError):
         model.generate(idx, 5, top_k=0)
+    # The model is where generation settings are checked: wrong types are refused as clearly.
+    for bad in ({"max_new_tokens": True}, {"max_new_tokens": 2.5}, {"temperature": "0.5"}, {"top_k": True}):
+        with pytest.raises(InvalidParameterError, match=next(iter(bad))):
+            model.generate(idx, **{"max_new_tokens": 5, **bad})  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- vocabulary and facade
@@ -362,31 +362,6 @@ def test_tiny_training_run_lowers_loss() -> None:
         after = model(x_val, y_val)[1]
     assert before is not None and after is not None
     assert after.item() < 0.7 * before.item()
-
-
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("train_generator", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_train_script_end_to_end(tmp_path: Path) -> None:
-    out = tmp_path / "generator.pt"
-    args = ["--corpus", str(FIXTURE_CORPUS), "--out", str(out), "--steps", "6", "--batch-size", "4"]
-    args += ["--block-size", "256", "--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--eval-interval", "3"]
-    args += ["--eval-examples", "4", "--eval-generate", "2", "--device", "cpu"]
-    assert _load_script().main(args) == 0
-    loaded = Generator.load(out)
-    metrics = loaded.metrics
-    assert math.isfinite(metrics["val_bpc"]) and metrics["steps"] == 6 and metrics["train_chars_per_s"] > 0
-    assert [h["step"] for h in metrics["history"]] == [3, 6]
-    from rag_server.documents import corpus_checksum
-
-    assert loaded.corpus_checksum == corpus_checksum([FIXTURE_CORPUS])
-    assert loaded.block_size == 256
-    assert isinstance(loaded.complete("Question: x?\nContext:\n(no passages)\nAnswer:", max_new_chars=5), str)
 
 
 # --------------------------------------------------------------------------- data

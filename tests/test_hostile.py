@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, FakeEncoder
 
 from rag_server.build import BuildConfig, build_index
+
+from support import FIXTURES, FakeEncoder
 
 
 def _error(response: Any) -> dict[str, str]:
@@ -266,7 +267,7 @@ def _rewrite(build_dir: Path, rel: str, write: Any) -> None:
     attacker (or a bug) with write access would: verification by checksum then passes."""
     import json
 
-    from rag_server.build import sha256_file
+    from rag_server.manifest import sha256_file
 
     write(build_dir / rel)
     manifest_path = build_dir / "manifest.json"
@@ -696,7 +697,7 @@ def test_case_18_every_digest_is_compared(monkeypatch: pytest.MonkeyPatch) -> No
 def test_case_04_slow_and_idle_connections_do_not_starve_the_server(server: str) -> None:
     from urllib.parse import urlsplit
 
-    from rag_server.devserver import HostileClients, post_json
+    from support.devserver import HostileClients, post_json
 
     port = urlsplit(server).port
     assert port is not None
@@ -727,8 +728,9 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
     return entries
 
 
+@pytest.mark.server
 def test_case_17_the_served_log_is_json_lines_only(real_index: Path, tmp_path: Path) -> None:
-    from rag_server.devserver import LocalServer, post_json
+    from support.devserver import LocalServer, post_json
 
     log = tmp_path / "server.log"
     # INFO: the server's own start lines and one access line per request; the warm-up loads the

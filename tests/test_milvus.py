@@ -11,22 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, FakeEncoder
-from milvus_server import MilvusLiteServer
 
 from rag_server.build import BuildConfig
-from rag_server.errors import BackendUnavailableError, BuildError, UnknownStrategyError
-from rag_server.retrieval import make_retriever
-
-pytest.importorskip("pymilvus", reason="the [milvus] extra is not installed")
-
-from rag_server.milvus import (
-    MilvusConnection,
-    MilvusSettings,
-    MilvusSource,
-    build_into_milvus,
-)
+from rag_server.errors import BackendUnavailableError, ConfigError, UnknownStrategyError
+from rag_server.milvus import MILVUS, MilvusConnection, MilvusSettings, MilvusSource
+from rag_server.milvus.build import build_into_milvus
 from rag_server.milvus.schema import filter_expression
+
+from support import FIXTURES, FakeEncoder
+from support.devserver import free_port
+from support.milvus_server import MilvusLiteServer
 
 TESTS = Path(__file__).resolve().parent
 
@@ -81,7 +75,7 @@ def test_a_model_other_than_the_builds_is_refused(milvus_build) -> None:  # type
         checksum = "a" * 64
 
     with pytest.raises(ModelError):
-        make_retriever("dense", milvus_build, encoder=Other())
+        MILVUS.make("dense", milvus_build, encoder=Other())
 
 
 def test_term_idf_equals_the_local_builds(milvus_build, built) -> None:  # type: ignore[no-untyped-def]
@@ -101,8 +95,8 @@ def test_term_idf_equals_the_local_builds(milvus_build, built) -> None:  # type:
 
 
 def test_milvus_native_rrf_equals_the_local_fusion(milvus_build, fake_encoder) -> None:  # type: ignore[no-untyped-def]
-    native = make_retriever("hybrid", milvus_build, encoder=fake_encoder, native=True)
-    fused = make_retriever("hybrid", milvus_build, encoder=fake_encoder)
+    native = MILVUS.make("hybrid", milvus_build, encoder=fake_encoder, native=True)
+    fused = MILVUS.make("hybrid", milvus_build, encoder=fake_encoder)
     for query, filters in [("consentimento do titular", None), ("GPU dedicada", {"language": "pt"})]:
         ours = {h.passage_id: h.score for h in fused.search(query, k=100, filters=filters)}
         theirs = {h.passage_id: h.score for h in native.search(query, k=100, filters=filters)}
@@ -111,21 +105,21 @@ def test_milvus_native_rrf_equals_the_local_fusion(milvus_build, fake_encoder) -
 
 
 def test_keyword_is_local_only_and_says_so(milvus_build) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(UnknownStrategyError, match="local backend only"):
-        make_retriever("keyword", milvus_build)
+    with pytest.raises(UnknownStrategyError, match=r"valid strategies: \['bm25', 'dense', 'hybrid', 'hybrid-convex'\]"):
+        MILVUS.make("keyword", milvus_build)
 
 
 def test_filter_values_are_quoted_not_spliced(milvus_build, fake_encoder) -> None:  # type: ignore[no-untyped-def]
     hostile = 'x"] or language in ["pt'
     assert filter_expression({"source": hostile}) == 'source in ["x\\"] or language in [\\"pt"]'
-    retriever = make_retriever("bm25", milvus_build, encoder=fake_encoder)
+    retriever = MILVUS.make("bm25", milvus_build, encoder=fake_encoder)
     assert retriever.search("consentimento dados", k=5, filters={"source": hostile}) == []
     assert retriever.search("consentimento dados", k=5, filters={"source": "Lei 99.999/2030"})
 
 
 @pytest.mark.parametrize("uri", ["", "relative/dir", "ftp://host"])
 def test_bad_uris_are_refused_with_one_line(uri: str) -> None:
-    with pytest.raises(BuildError, match="RAG_MILVUS_URI"):
+    with pytest.raises(ConfigError, match="RAG_MILVUS_URI"):
         MilvusSettings(uri=uri)
 
 
@@ -137,6 +131,7 @@ def test_the_api_serves_milvus(milvus_settings, milvus_build, tmp_path: Path, fa
     client = create_app({"PIPELINE": pipeline, "BACKEND": "milvus", "TESTING": True}).test_client()
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json["build_id"] == milvus_build.build_id
+    assert ready.json["backend"] == "milvus"
     found = client.post("/v1/search", json={"query": "consentimento do titular", "k": 3, "filters": {"language": "pt"}})
     assert found.status_code == 200 and found.json["build_id"] == milvus_build.build_id
     assert found.json["hits"] and all(h["language"] == "pt" for h in found.json["hits"])
@@ -148,15 +143,18 @@ def test_the_api_serves_milvus(milvus_settings, milvus_build, tmp_path: Path, fa
     assert chat.status_code == 200 and chat.json["choices"][0]["message"]["content"]
     assert client.get("/").status_code == 200  # the page
     keyword = client.post("/v1/search", json={"query": "consentimento", "strategy": "keyword"})
-    assert keyword.status_code == 400 and "local backend only" in keyword.json["error"]["message"]
-    listed = {s["name"]: s for s in client.get("/v1/strategies").json["strategies"]}
-    assert listed["keyword"]["available"] is False and listed["bm25"]["available"] is True
+    assert keyword.status_code == 400 and "valid strategies: ['bm25'" in keyword.json["error"]["message"]
+    strategies = client.get("/v1/strategies").json
+    listed = {s["name"]: s for s in strategies["strategies"]}
+    assert strategies["backend"] == "milvus" and strategies["default"] == "hybrid-convex"
+    keyword_row = listed["keyword"]
+    assert keyword_row["available"] is False and "not served by the milvus backend" in keyword_row["description"]
+    assert all(listed[name]["available"] for name in ("bm25", "dense", "hybrid", "hybrid-convex"))
     assert client.get("/v1/index").json["backend"] == "milvus"
 
 
 def test_milvus_unreachable_at_start_is_a_503_naming_it(fake_encoder) -> None:  # type: ignore[no-untyped-def]
     from rag_server.api import create_app
-    from rag_server.devserver import free_port
 
     port = free_port()
     settings = MilvusSettings(uri=f"http://127.0.0.1:{port}", timeout_s=1)
@@ -176,37 +174,35 @@ def test_milvus_unreachable_at_start_is_a_503_naming_it(fake_encoder) -> None:  
     assert search.status_code == 503 and f"127.0.0.1:{port}" in search.json["error"]["message"]
 
 
-def test_milvus_dying_under_a_running_app_is_a_503_then_it_recovers(tmp_path: Path, fake_encoder) -> None:  # type: ignore[no-untyped-def]
+def test_milvus_dying_under_a_running_app_is_a_503_then_it_recovers(  # type: ignore[no-untyped-def]
+    milvus_server: MilvusLiteServer, tmp_path: Path, fake_encoder
+) -> None:
     from rag_server.api import create_app
     from rag_server.pipeline import RagPipeline
 
-    server = MilvusLiteServer(tmp_path / "milvus").start()
-    try:
-        settings = MilvusSettings(uri=server.uri, timeout_s=2)
-        _build(settings, tmp_path / "cache")
-        pipeline = RagPipeline(tmp_path, encoder=fake_encoder, support_threshold=0.0, milvus=settings)
-        client = create_app({"PIPELINE": pipeline, "BACKEND": "milvus", "TESTING": True}).test_client()
-        body = {"query": "consentimento do titular", "strategy": "hybrid"}
-        assert client.post("/v1/search", json=body).status_code == 200
-        server.kill()
-        for path in ("/v1/search", "/v1/ask"):
-            failed = client.post(path, json=body if path == "/v1/search" else {"question": body["query"]})
-            assert failed.status_code == 503, failed.json
-            assert failed.json["error"]["code"] == "backend_unavailable"
-            assert f"milvus at {server.uri}" in failed.json["error"]["message"]
-        ready = client.get("/readyz")
-        assert ready.status_code == 503 and ready.json["backend"] == "milvus"
-        server.start()  # the same port and data: the app reconnects by itself
-        statuses = []
-        for _ in range(100):  # gRPC reconnects with a back-off: wait for it, up to ~20 s
-            statuses.append(client.post("/v1/search", json=body).status_code)
-            if statuses[-1] == 200:
-                break
-            time.sleep(0.2)
-        assert statuses[-1] == 200 and set(statuses) <= {200, 503}
-        assert client.get("/readyz").status_code == 200
-    finally:
-        server.stop()
+    settings = MilvusSettings(uri=milvus_server.uri, timeout_s=2)
+    _build(settings, tmp_path / "cache")
+    pipeline = RagPipeline(tmp_path, encoder=fake_encoder, support_threshold=0.0, milvus=settings)
+    client = create_app({"PIPELINE": pipeline, "BACKEND": "milvus", "TESTING": True}).test_client()
+    body = {"query": "consentimento do titular", "strategy": "hybrid"}
+    assert client.post("/v1/search", json=body).status_code == 200
+    milvus_server.kill()
+    for path in ("/v1/search", "/v1/ask"):
+        failed = client.post(path, json=body if path == "/v1/search" else {"question": body["query"]})
+        assert failed.status_code == 503, failed.json
+        assert failed.json["error"]["code"] == "backend_unavailable"
+        assert f"milvus at {milvus_server.uri}" in failed.json["error"]["message"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json["backend"] == "milvus"
+    milvus_server.start()  # the same port and data: the app reconnects by itself
+    statuses = []
+    for _ in range(100):  # gRPC reconnects with a back-off: wait for it, up to ~20 s
+        statuses.append(client.post("/v1/search", json=body).status_code)
+        if statuses[-1] == 200:
+            break
+        time.sleep(0.2)
+    assert statuses[-1] == 200 and set(statuses) <= {200, 503}
+    assert client.get("/readyz").status_code == 200
 
 
 _KILLED_BUILD = textwrap.dedent(
@@ -214,9 +210,10 @@ _KILLED_BUILD = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     sys.path.insert(0, {tests!r})
-    from conftest import FIXTURES, FakeEncoder
+    from support import FIXTURES, FakeEncoder
     from rag_server.build import BuildConfig
-    from rag_server.milvus import MilvusSettings, build_into_milvus
+    from rag_server.milvus import MilvusSettings
+    from rag_server.milvus.build import build_into_milvus
 
     def die(stage):
         if stage == {stage!r}:
@@ -229,32 +226,29 @@ _KILLED_BUILD = textwrap.dedent(
 
 
 @pytest.mark.parametrize("stage", ["insert-batch", "manifest"])
-def test_a_build_killed_midway_leaves_the_alias_on_the_previous_collection(tmp_path: Path, stage: str) -> None:
-    server = MilvusLiteServer(tmp_path / "milvus").start()
-    try:
-        settings = MilvusSettings(uri=server.uri)
-        first = _build(settings, tmp_path / "cache")
-        script = _KILLED_BUILD.format(tests=str(TESTS), stage=stage, root=str(tmp_path / "cache"), uri=server.uri)
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
-        assert done.returncode == -9, done.stderr.decode()[-2000:]
-        conn = MilvusConnection(settings)
-        assert conn.alias_target(settings.alias) == first.collection
-        left = [n for n in conn.collections() if n != first.collection and "_b_" in n]
-        assert len(left) == 1  # the killed build's collection, never served
-        served = MilvusSource(settings).open()
-        assert served.build_id == first.build_id
-        assert make_retriever("bm25", served).search("consentimento", k=3)
-        third = _build(settings, tmp_path / "cache")
-        assert conn.alias_target(settings.alias) == third.collection
-        if stage == "insert-batch":  # unfinished: pruned as debris by the next build
-            assert left[0] not in conn.collections()
-    finally:
-        server.stop()
+def test_a_build_killed_midway_leaves_the_alias_on_the_previous_collection(
+    milvus_server: MilvusLiteServer, tmp_path: Path, stage: str
+) -> None:
+    settings = MilvusSettings(uri=milvus_server.uri)
+    first = _build(settings, tmp_path / "cache")
+    script = _KILLED_BUILD.format(tests=str(TESTS), stage=stage, root=str(tmp_path / "cache"), uri=milvus_server.uri)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    conn = MilvusConnection(settings)
+    assert conn.alias_target(settings.alias) == first.collection
+    left = [n for n in conn.collections() if n != first.collection and "_b_" in n]
+    assert len(left) == 1  # the killed build's collection, never served
+    served = MilvusSource(settings).open()
+    assert served.build_id == first.build_id
+    assert MILVUS.make("bm25", served).search("consentimento", k=3)
+    third = _build(settings, tmp_path / "cache")
+    assert conn.alias_target(settings.alias) == third.collection
+    if stage == "insert-batch":  # unfinished: pruned as debris by the next build
+        assert left[0] not in conn.collections()
 
 
 def test_unreachable_milvus_fails_a_build_with_one_line(tmp_path: Path) -> None:
     from rag_server.cli import main
-    from rag_server.devserver import free_port
 
     uri = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(BackendUnavailableError, match="milvus at"):

@@ -13,24 +13,26 @@ import time
 from pathlib import Path
 
 import pytest
-from milvus_server import MilvusLiteServer
 
 from rag_server.build import BuildConfig
-from rag_server.devserver import LocalServer, post_json
+from rag_server.milvus import MilvusSettings
+from rag_server.milvus.build import build_into_milvus
 
-pytest.importorskip("pymilvus", reason="the [milvus] extra is not installed")
+from support.devserver import LocalServer, post_json
+from support.milvus_server import MilvusLiteServer
 
 
-def test_a_rebuild_switches_every_replica_with_no_failed_request(tmp_path: Path, corpus_dir: Path) -> None:
-    from rag_server.milvus import MilvusSettings, build_into_milvus
-
-    server = MilvusLiteServer(tmp_path / "milvus").start()
+@pytest.mark.server
+@pytest.mark.slow
+def test_a_rebuild_switches_every_replica_with_no_failed_request(
+    milvus_server: MilvusLiteServer, tmp_path: Path, corpus_dir: Path
+) -> None:
     replicas: list[LocalServer] = []
     try:
-        settings = MilvusSettings(uri=server.uri)
+        settings = MilvusSettings(uri=milvus_server.uri)
         config = BuildConfig([corpus_dir], tmp_path / "cache", progress=False)
         first = build_into_milvus(config, settings)
-        env = {"RAG_BACKEND": "milvus", "RAG_MILVUS_URI": server.uri, "RAG_GENERATOR_CHECKPOINT": "none"}
+        env = {"RAG_BACKEND": "milvus", "RAG_MILVUS_URI": milvus_server.uri, "RAG_GENERATOR_CHECKPOINT": "none"}
         for _ in range(2):
             replicas.append(LocalServer(tmp_path / "unused", server="gunicorn", env=env, ready_timeout=120).start())
         assert [r.build_id for r in replicas] == [first.build_id] * 2
@@ -70,4 +72,3 @@ def test_a_rebuild_switches_every_replica_with_no_failed_request(tmp_path: Path,
     finally:
         for replica in replicas:
             replica.stop()
-        server.stop()

@@ -7,13 +7,14 @@ import re
 import unicodedata
 
 import pytest
-from conftest import passage
 
-from rag_server.chunking import Passage
 from rag_server.errors import EmptyQueryError, InvalidParameterError
+from rag_server.passage import Passage
 from rag_server.prompt import DEFAULT_BUDGET, NO_PASSAGES, Citation, Prompt, build_prompt, one_line
 from rag_server.retrieval.base import Hit
 from rag_server.sentences import Span
+
+from support import passage
 
 _NUMBERED = re.compile(r"\[(\d+)\] \((.*?)\) (.+)")
 

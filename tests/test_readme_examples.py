@@ -13,6 +13,8 @@ from rag_server.build import BuildConfig, build_index
 from rag_server.generator import load_generator
 from rag_server.pipeline import RagPipeline
 
+pytestmark = pytest.mark.slow  # the shipped corpus, embedded with the real model
+
 CORPUS = Path(__file__).parents[1] / "corpus"
 README = Path(__file__).parents[1] / "README.md"
 

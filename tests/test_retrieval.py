@@ -7,11 +7,13 @@ import itertools
 import numpy as np
 import pytest
 
-from rag_server.chunking import Passage
+from rag_server.api.responses import Hit as HitBody
 from rag_server.errors import EmptyQueryError, InvalidParameterError, UnknownFilterError, UnknownStrategyError
 from rag_server.indexes import ScoredPassages
 from rag_server.loader import IndexBuild
-from rag_server.retrieval import STRATEGIES, HybridRetriever, IndexRetriever, Retriever, make_retriever
+from rag_server.milvus import MILVUS
+from rag_server.passage import Passage
+from rag_server.retrieval import LOCAL, HybridRetriever, IndexRetriever, Retriever, make_retriever
 
 
 @pytest.fixture
@@ -19,9 +21,10 @@ def index(built) -> IndexBuild:  # type: ignore[no-untyped-def]
     return IndexBuild.load(built.path)
 
 
-# The contract holds on both backends: every local strategy, and on Milvus every strategy but
-# keyword (local-only; test_milvus.py checks it is refused with a clear message).
-BACKEND_STRATEGIES = [("local", s) for s in STRATEGIES] + [("milvus", s) for s in STRATEGIES if s != "keyword"]
+# The contract holds on both backends: every strategy of each backend's registry (Milvus serves
+# all but keyword, see test_milvus.py).
+REGISTRIES = {"local": LOCAL, "milvus": MILVUS}
+BACKEND_STRATEGIES = [(backend, name) for backend, registry in REGISTRIES.items() for name in registry.names()]
 
 
 @pytest.fixture(params=BACKEND_STRATEGIES, ids=[f"{b}-{s}" for b, s in BACKEND_STRATEGIES])
@@ -29,7 +32,7 @@ def retriever(request, fake_encoder) -> Retriever:  # type: ignore[no-untyped-de
     backend, strategy = request.param
     # The Milvus build is made once per session; the local one per test (tests may edit it).
     build = request.getfixturevalue("milvus_build" if backend == "milvus" else "index")
-    return make_retriever(strategy, build, encoder=fake_encoder)
+    return REGISTRIES[backend].make(strategy, build, encoder=fake_encoder)
 
 
 def test_hits_are_ranked_and_carry_metadata(retriever: Retriever) -> None:
@@ -40,7 +43,7 @@ def test_hits_are_ranked_and_carry_metadata(retriever: Retriever) -> None:
     assert len({h.passage_id for h in hits}) == len(hits)
     top = hits[0].passage
     assert (top.doc_id, top.article, top.language) == ("lei-exemplo-pt", "2", "pt")
-    row = hits[0].to_dict()
+    row = HitBody.of(hits[0]).dump()  # as the API sends it
     assert {"passage_id", "doc_id", "title", "article", "language", "citation", "text", "score"} <= set(row)
 
 
@@ -112,7 +115,7 @@ def test_ranked_hits_equal_hits_made_by_the_dataclass(index: IndexBuild) -> None
     found = ScoredPassages(np.array([3, 0, 5]), np.array([2.5, 1.25, 1.0], dtype=np.float32))
     hits = ranked_hits(found, index.passages)
     expected = [Hit(rank=r, score=s, passage=index.passages[i]) for r, (i, s) in enumerate(found.pairs(), start=1)]
-    assert hits == expected and [h.to_dict() for h in hits] == [h.to_dict() for h in expected]
+    assert hits == expected and [HitBody.of(h).dump() for h in hits] == [HitBody.of(h).dump() for h in expected]
     assert all(type(h.score) is float and h.components == {} for h in hits)
     assert hits[0].components is not hits[1].components
     with pytest.raises(AttributeError):
@@ -137,7 +140,8 @@ def test_hybrid_keeps_each_components_rank_and_score(index: IndexBuild, fake_enc
     for hit in hits:
         assert set(hit.components) == {"bm25", "dense"}
         assert hit.components["bm25"].rank == bm25_ranks.get(hit.passage_id)
-    assert "components" in hits[0].to_dict()
+    assert "components" in HitBody.of(hits[0]).dump()
+    assert "components" not in HitBody.of(bm25.search("consentimento revogação", k=1)[0]).dump()
 
 
 # ------------------------------------------------------------------ fusion by hand
@@ -150,7 +154,7 @@ class _Fixed(IndexRetriever):
         super().__init__(build)
         self.ranking = ranking
 
-    def _scored(self, query, terms, k, mask):  # type: ignore[no-untyped-def]
+    def scored(self, query, terms, k, mask):  # type: ignore[no-untyped-def]
         row = {p.id: i for i, p in enumerate(self.build.passages)}
         chosen = self.ranking[:k]
         return ScoredPassages(
@@ -266,3 +270,18 @@ def test_cited_refs_match_the_right_instrument() -> None:
     assert cited_refs("Res. 15/2024 art. 6").matches(passage(res15, "6"))
     assert not cited_refs("Res. 5/2024 art. 6").matches(passage(res15, "6"))
     assert cited_refs("Resolução CD/ANPD nº 15/2024").matches(passage(res15, None))
+
+
+@pytest.mark.parametrize(
+    ("model", "bm25_weight"),
+    [("e5-small", 0.4), ("multilingual-e5-small", 0.4), ("minilm", 0.6), ("default", 0.6), (None, 0.6)],
+)
+def test_convex_weights_follow_the_builds_embedding_model(model: str | None, bm25_weight: float) -> None:
+    from types import SimpleNamespace
+
+    from rag_server.retrieval import convex_defaults
+
+    build = SimpleNamespace(manifest={"embedding": {"model": model}} if model else {})
+    options = convex_defaults(build)  # type: ignore[arg-type]
+    assert options["weights"] == {"bm25": bm25_weight, "dense": round(1 - bm25_weight, 1)}
+    assert options["citation_boost"] == 1.0

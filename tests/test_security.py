@@ -14,7 +14,7 @@ from rag_server.errors import IndexLoadError
 from rag_server.loader import IndexBuild
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = sorted([*(ROOT / "rag_server").rglob("*.py"), *(ROOT / "scripts").rglob("*.py")])
+SOURCES = sorted(path for part in ("rag_server", "scripts", "tests/support") for path in (ROOT / part).rglob("*.py"))
 BANNED_MODULES = {"pickle", "cPickle", "_pickle", "dill", "shelve", "marshal", "joblib"}
 
 

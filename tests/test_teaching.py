@@ -124,6 +124,7 @@ def test_load_corpus_text_strips_front_matter_and_skips_text_files() -> None:
     assert len(char_bigram.load_corpus_text(FIXTURE_CORPUS, max_chars=100)) == 100
 
 
+@pytest.mark.slow  # trains on the corpus
 def test_train_char_bigram_beats_uniform_and_is_seeded() -> None:
     model, vocab, bpc = char_bigram.train_char_bigram(SMALL_TEXT, steps=40, seed=0, batch_size=256)
     assert vocab == sorted(set(SMALL_TEXT))
@@ -214,7 +215,7 @@ def test_ladder_word_bigram_is_a_distribution_and_prefers_seen_pairs() -> None:
 
 def test_ladder_rungs_on_held_out_answers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from rag_server.generator.checkpoint import save_checkpoint
-    from rag_server.generator.data import corpus_vocab, load_passages
+    from rag_server.generator.examples import corpus_vocab, load_passages
     from rag_server.generator.model import CharTransformer, GeneratorConfig
     from rag_server.teaching import ladder
 

@@ -222,12 +222,13 @@ def test_the_page_asks_for_the_api_key_when_the_server_requires_one(browser: Any
     """RAG_API_KEYS on (issue #14, case 18): the page asks for the key once, then works with it."""
     import threading
 
-    from conftest import FIXTURES, FakeEncoder
     from werkzeug.serving import make_server
 
     from rag_server.api import create_app
     from rag_server.build import BuildConfig, build_index
     from rag_server.pipeline import RagPipeline
+
+    from support import FIXTURES, FakeEncoder
 
     encoder = FakeEncoder()
     build_index(BuildConfig([FIXTURES / "corpus"], tmp_path / "indexes", progress=False), encoder=encoder)

@@ -1,24 +1,24 @@
 """The Flask application: ``create_app(test_config=None)``.
 
-Configuration comes from environment variables (documented in the README) unless
-``test_config`` overrides them. The index, the embedding model and the generator are loaded
-once per process, when the app is created.
+Configuration comes from the ``RAG_*`` environment variables (:mod:`rag_server.settings`,
+documented in the README) unless ``test_config`` overrides them. The index, the embedding
+model and the generator are loaded once per process, when the app is created.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, Response, g, request
 
+from ..backends import registry_for
 from ..errors import RagServerError
-from ..generator.paths import PACKAGED_CHECKPOINT
 from ..pipeline import RagPipeline
+from ..settings import Settings
 from ..web import web
 from . import auth, errors, logs
 from .chat import chat
@@ -26,48 +26,14 @@ from .json_provider import JsonProvider
 from .metrics import Metrics
 from .views import health, v1
 
-DEFAULTS: dict[str, Any] = {
-    "INDEX_DIR": "indexes",  # RAG_INDEX_DIR
-    # RAG_GENERATOR_CHECKPOINT: a checkpoint file; "none" answers by quoting the best passage.
-    "GENERATOR_CHECKPOINT": str(PACKAGED_CHECKPOINT),
-    # RAG_SUPPORT_THRESHOLD (scripts/calibrate_support.py); None: the value calibrated for the build's
-    # embedding model (pipeline.SUPPORT_THRESHOLDS; 0.41 for the default model).
-    "SUPPORT_THRESHOLD": None,
-    "MAX_CONTENT_LENGTH": 64 * 1024,  # RAG_MAX_BODY_BYTES
-    "LOG_LEVEL": "INFO",  # RAG_LOG_LEVEL
-    "TORCH_THREADS": 1,  # RAG_TORCH_THREADS: one per worker (latency jumps 10-80x with more)
-    "ADMIN_TOKEN": "",  # RAG_ADMIN_TOKEN: bearer token of /v1/admin/reload; empty disables it
-    "RATE_LIMIT": "",  # RAG_RATE_LIMIT: per-client limit such as "60/minute"; empty = off
-    "API_KEYS": "",  # RAG_API_KEYS: keys, sha256:<digest> entries or @<file of digests>; empty = open
-    "METRICS_TOKEN": "",  # RAG_METRICS_TOKEN: bearer token of /metrics; empty = open
-    "BACKEND": "local",  # RAG_BACKEND: local (INDEX_DIR) or milvus (the alias at RAG_MILVUS_URI)
-    "MILVUS_URI": "",  # RAG_MILVUS_URI: a Milvus Lite *.db file or http://host:19530
-    "MILVUS_TOKEN": "",  # RAG_MILVUS_TOKEN: user:password or an API token; empty = none
-}
-_ENV = {
-    "INDEX_DIR": ("RAG_INDEX_DIR", str),
-    "GENERATOR_CHECKPOINT": ("RAG_GENERATOR_CHECKPOINT", str),
-    "SUPPORT_THRESHOLD": ("RAG_SUPPORT_THRESHOLD", float),
-    "MAX_CONTENT_LENGTH": ("RAG_MAX_BODY_BYTES", int),
-    "LOG_LEVEL": ("RAG_LOG_LEVEL", str),
-    "TORCH_THREADS": ("RAG_TORCH_THREADS", int),
-    "ADMIN_TOKEN": ("RAG_ADMIN_TOKEN", str),
-    "RATE_LIMIT": ("RAG_RATE_LIMIT", str),
-    "API_KEYS": ("RAG_API_KEYS", str),
-    "METRICS_TOKEN": ("RAG_METRICS_TOKEN", str),
-    "BACKEND": ("RAG_BACKEND", str),
-    "MILVUS_URI": ("RAG_MILVUS_URI", str),
-    "MILVUS_TOKEN": ("RAG_MILVUS_TOKEN", str),
-}
+if TYPE_CHECKING:
+    from ..milvus import MilvusSettings
 
 
 def load_settings(test_config: dict[str, Any] | None) -> dict[str, Any]:
-    settings = dict(DEFAULTS)
-    for key, (var, cast) in _ENV.items():
-        if os.environ.get(var):
-            settings[key] = cast(os.environ[var])
-    settings.update(test_config or {})
-    return settings
+    """The app's configuration: the ``RAG_*`` settings (:mod:`rag_server.settings`), read now,
+    with ``test_config`` over them."""
+    return {**Settings.from_env().flask_config(), **(test_config or {})}
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -77,6 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.url_map.merge_slashes = False
     app.json = JsonProvider(app)  # orjson; keys keep their order, text is UTF-8, not \u escapes
     log = logs.configure(app.config["LOG_LEVEL"])
+    logs.init_app(app)
 
     try:
         import torch
@@ -194,15 +161,10 @@ def _warm_up(pipeline: RagPipeline, done: threading.Event) -> None:
 def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
     from ..generator import load_generator
 
-    milvus = None
-    if config.get("BACKEND", "local") != "local":
-        from ..milvus import MilvusSettings, MilvusSource, check_backend
+    milvus = _milvus_settings(config)
+    if milvus is not None:
+        from ..milvus import MilvusSource
 
-        check_backend(str(config["BACKEND"]))
-        # test_config may give MILVUS, a MilvusSettings (alias, timeouts) instead of the URI.
-        milvus = config.get("MILVUS") or MilvusSettings(
-            uri=str(config["MILVUS_URI"]), token=str(config.get("MILVUS_TOKEN") or "")
-        )
         MilvusSource(milvus).target()  # Milvus answers and names a build: checked before the generator loads
     generator = load_generator(config["GENERATOR_CHECKPOINT"])
     return RagPipeline(
@@ -211,5 +173,18 @@ def _make_pipeline(config: dict[str, Any]) -> RagPipeline:
         generator=generator,
         support_threshold=config["SUPPORT_THRESHOLD"],
         serving=True,
+        threads=int(config["TORCH_THREADS"]),  # the encoder sets the same count when its model loads
+        registry=registry_for(config["BACKEND"]),
         milvus=milvus,
     )
+
+
+def _milvus_settings(config: dict[str, Any]) -> MilvusSettings | None:
+    """Where the Milvus backend is, when it is the one configured (tests may give ``MILVUS``,
+    settings with their own alias and timeouts, instead of the URI)."""
+    if config["BACKEND"] != "milvus":
+        return None
+    from ..milvus import MilvusSettings
+
+    given: MilvusSettings | None = config.get("MILVUS")
+    return given or MilvusSettings(uri=str(config["MILVUS_URI"]), token=str(config["MILVUS_TOKEN"]))

@@ -11,34 +11,21 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, stream_with_context
 from flask.typing import ResponseReturnValue
 
 from ..pipeline import DEFAULT_MAX_NEW_CHARS, AskResult
+from . import responses as out
 from .errors import ApiError, json_body
+from .logs import note_query
 from .metrics import metrics_of
 from .schemas import ChatRequest
-from .views import _note_query, pipeline, source_dict
+from .views import pipeline
 
 chat = Blueprint("chat", __name__, url_prefix="/v1")
 MODEL_NAME = "rag_server"
-
-
-def _citations(result: AskResult) -> list[dict[str, Any]]:
-    return [
-        {
-            "number": c.number,
-            "passage_id": c.passage_id,
-            "title": c.title,
-            "citation": c.citation,
-            "article": c.article,
-            "language": c.language,
-            "text": c.text,
-        }
-        for c in result.citations
-    ]
 
 
 def _content(result: AskResult) -> str:
@@ -56,7 +43,7 @@ def completions() -> ResponseReturnValue:
         question = body.question()
     except ValueError as exc:
         raise ApiError(str(exc)) from None
-    _note_query(question)
+    note_query(question)
     result = pipeline().ask(
         question,
         body.strategy,
@@ -70,48 +57,53 @@ def completions() -> ResponseReturnValue:
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     content = _content(result)
-    extra = {
-        "citations": _citations(result),
-        "source": source_dict(result),
+    provenance: dict[str, Any] = {
+        "citations": [out.Citation.of(c) for c in result.citations],
+        "source": out.Source.of(result.source),
         "supported": result.supported,
         "build_id": result.build_id,
         "question_truncated": result.question_truncated,
     }
     if body.stream:
         return Response(
-            stream_with_context(_stream(completion_id, created, content, extra)),
+            stream_with_context(_stream(completion_id, created, content, provenance)),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache"},
         )
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": MODEL_NAME,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-        "usage": {
-            "prompt_tokens": len(result.prompt),
-            "completion_tokens": len(content),
-            "total_tokens": len(result.prompt) + len(content),
-        },
-        **extra,
-    }
+    completion = out.ChatCompletion(
+        id=completion_id,
+        object="chat.completion",
+        created=created,
+        model=MODEL_NAME,
+        choices=[
+            out.ChatChoice(
+                index=0, message=out.AssistantMessage(role="assistant", content=content), finish_reason="stop"
+            )
+        ],
+        usage=out.Usage(
+            prompt_tokens=len(result.prompt),
+            completion_tokens=len(content),
+            total_tokens=len(result.prompt) + len(content),
+        ),
+        **provenance,
+    )
+    return completion.dump()
 
 
-def _stream(completion_id: str, created: int, content: str, extra: dict[str, Any]) -> Iterator[str]:
-    def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> str:
-        payload = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": MODEL_NAME,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+def _stream(completion_id: str, created: int, content: str, provenance: dict[str, Any]) -> Iterator[str]:
+    def chunk(delta: out.Delta, finish: Literal["stop"] | None = None, **more: Any) -> str:
+        event = out.ChatCompletionChunk(
+            id=completion_id,
+            object="chat.completion.chunk",
+            created=created,
+            model=MODEL_NAME,
+            choices=[out.ChunkChoice(index=0, delta=delta, finish_reason=finish)],
             **more,
-        }
-        return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+        )
+        return f"data: {json.dumps(event.dump(), ensure_ascii=False)}\n\n"
 
-    yield chunk({"role": "assistant", "content": ""}, **extra)
+    yield chunk(out.Delta(role="assistant", content=""), **provenance)
     for start in range(0, len(content), 64):  # the answer is complete; stream it in pieces
-        yield chunk({"content": content[start : start + 64]})
-    yield chunk({}, "stop")
+        yield chunk(out.Delta(content=content[start : start + 64]))
+    yield chunk(out.Delta(), "stop")
     yield "data: [DONE]\n\n"

@@ -19,6 +19,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from ..errors import BackendUnavailableError, IndexLoadError, ModelError, QueryError, RagServerError
 from . import auth
+from .responses import ErrorResponse
 
 log = logging.getLogger("rag_server.api")
 
@@ -105,7 +106,7 @@ def require_metrics_token() -> None:
 
 
 def error_response(status: int, code: str, message: str) -> ResponseReturnValue:
-    return jsonify(error={"code": code, "message": message}), status
+    return jsonify(ErrorResponse.of(code, message).dump()), status
 
 
 def json_body() -> Any:
@@ -170,7 +171,7 @@ def known_error_codes() -> frozenset[str]:
 def register(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api(exc: ApiError) -> ResponseReturnValue:
-        return jsonify(error={"code": exc.code, "message": exc.message}), exc.status, exc.headers
+        return jsonify(ErrorResponse.of(exc.code, exc.message).dump()), exc.status, exc.headers
 
     @app.errorhandler(ValidationError)
     def _invalid(exc: ValidationError) -> ResponseReturnValue:

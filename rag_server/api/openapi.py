@@ -1,282 +1,171 @@
-"""The OpenAPI 3.1 document of the API, built from the same pydantic models that validate
-requests (so the two cannot drift), and a small self-contained page that renders it."""
+"""The OpenAPI 3.1 document of the API, generated from the pydantic models that validate the
+requests (``schemas``) and build the responses (``responses``), so that the document and the
+behaviour cannot drift; and a small self-contained page that renders it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
 from .. import __version__
-from ..retrieval import STRATEGIES
+from . import responses as out
 from .schemas import AskRequest, ChatRequest, SearchRequest
 
-_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+DESCRIPTION = (
+    "Retrieval-augmented answers about the LGPD and AI infrastructure, with citations. "
+    "Request types are strict on every endpoint: each value must have the JSON type given "
+    "here (no string is read as a number, no boolean as a number, no number as a boolean; "
+    "an integer is a valid number)."
+)
+ERRORS = {
+    400: "Invalid request",
+    401: "Missing or wrong bearer token (API key, admin or metrics token)",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Body too large",
+    415: "Not JSON",
+    503: "No index loaded, or the search backend (Milvus) is unreachable",
+}
+BODY_ERRORS = (400, 401, 413, 415, 503)
+"""What an endpoint that reads a JSON body may answer besides its success."""
+
+Security = list[dict[str, list[str]]]
+OPEN: Security = []  # health probes
+BEARER: Security = [{"bearer": []}]
+BEARER_IF_SET: Security = [{"bearer": []}, {}]
+"""A bearer token when the server sets one (RAG_API_KEYS, RAG_METRICS_TOKEN), else none."""
+
+
+class Operation(NamedTuple):
+    """One row of the paths table; ``responses`` maps a status to (description, body model)."""
+
+    method: str
+    path: str
+    summary: str
+    responses: dict[int, tuple[str, type[BaseModel]]]
+    request: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    security: Security | None = None  # None: the document's default, BEARER_IF_SET
+    streams: bool = False  # the success may be server-sent events instead (stream: true)
+
+
+OPERATIONS = (
+    Operation(
+        "post",
+        "/v1/search",
+        "Rank passages for a query",
+        {200: ("Ranked hits", out.SearchResponse)},
+        SearchRequest,
+        BODY_ERRORS,
+    ),
+    Operation(
+        "post",
+        "/v1/ask",
+        "Answer a question with cited evidence",
+        {200: ("Answer, citations and the exact prompt", out.AskResponse)},
+        AskRequest,
+        BODY_ERRORS,
+    ),
+    Operation(
+        "post",
+        "/v1/chat/completions",
+        "OpenAI-compatible chat: the last user message is the question",
+        {200: ("A chat.completion object (or an SSE stream when stream is true)", out.ChatCompletion)},
+        ChatRequest,
+        BODY_ERRORS,
+        streams=True,
+    ),
+    Operation(
+        "get", "/v1/strategies", "Retrieval strategies", {200: ("Strategies", out.StrategiesResponse)}, errors=(401,)
+    ),
+    Operation(
+        "get", "/v1/index", "The served build's manifest", {200: ("Manifest", out.IndexManifest)}, errors=(401, 503)
+    ),
+    Operation(
+        "post",
+        "/v1/admin/reload",
+        "Switch to the newest complete build (bearer token)",
+        {200: ("Reloaded", out.ReloadResponse)},
+        errors=(401, 404, 503),
+        security=BEARER,
+    ),
+    Operation("get", "/healthz", "Liveness", {200: ("Alive", out.Healthy)}, security=OPEN),
+    Operation(
+        "get",
+        "/readyz",
+        "Readiness",
+        {200: ("Ready", out.Ready), 503: ("Not ready", out.NotReadyBody)},
+        security=OPEN,
+    ),
+)
+DOCUMENTED_ONLY: tuple[type[BaseModel], ...] = (out.ChatCompletionChunk,)
+"""Models with no path of their own: the data of each event of a streamed chat completion."""
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json(model: type[BaseModel]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    responses = {str(status): {"description": text, **_json(model)} for status, (text, model) in op.responses.items()}
+    if op.streams:
+        # Server-sent events: each event's data is a JSON ChatCompletionChunk, the last one the
+        # literal [DONE].
+        responses["200"]["content"]["text/event-stream"] = {
+            "schema": {"type": "object", "required": ["data"], "properties": {"data": {"type": "string"}}}
         }
-    },
-}
-_COMPONENTS_SCORE = {
-    "type": "object",
-    "properties": {"rank": {"type": ["integer", "null"]}, "score": {"type": ["number", "null"]}},
-}
-_HIT = {
-    "type": "object",
-    "required": ["rank", "score", "passage_id", "doc_id", "title", "language", "citation", "text"],
-    "properties": {
-        "rank": {"type": "integer", "minimum": 1},
-        "score": {"type": "number"},
-        "passage_id": {"type": "string"},
-        "doc_id": {"type": "string"},
-        "title": {"type": "string"},
-        "source": {"type": "string"},
-        "article": {"type": ["string", "null"]},
-        "provision": {"type": ["string", "null"]},
-        "citation": {"type": "string"},
-        "language": {"type": "string"},
-        "doc_type": {"type": "string"},
-        "section": {"type": "string"},
-        "text": {"type": "string"},
-        # /v1 needs an API key (bearer) when the server sets RAG_API_KEYS; without it, none.
-        "security": [{"bearer": []}, {}],
-        "components": {"type": "object", "additionalProperties": _COMPONENTS_SCORE},
-    },
-}
-_CITATION = {
-    "type": "object",
-    "required": ["number", "rank", "passage_id", "title", "citation", "language", "text"],
-    "properties": {
-        "number": {"type": "integer", "minimum": 1, "description": "[n] in the prompt and the answer"},
-        "rank": {"type": "integer", "description": "the same as number (former name)"},
-        "passage_id": {"type": "string"},
-        "title": {"type": "string"},
-        "source": {"type": "string"},
-        "article": {"type": ["string", "null"]},
-        "provision": {"type": ["string", "null"]},
-        "citation": {"type": "string"},
-        "language": {"type": "string"},
-        "score": {"type": "number"},
-        "text": {"type": "string", "description": "the passage's whole text"},
-        "sentences": {
-            "type": "array",
-            "description": "offsets into text of the passage's sentences that the prompt holds",
-            "items": {
-                "type": "object",
-                "required": ["start", "end"],
-                "properties": {"start": {"type": "integer", "minimum": 0}, "end": {"type": "integer", "minimum": 0}},
-            },
+    for status in op.errors:
+        responses[str(status)] = {"description": ERRORS[status], **_json(out.ErrorResponse)}
+    found: dict[str, Any] = {"summary": op.summary}
+    if op.security is not None:
+        found["security"] = op.security
+    if op.request is not None:
+        found["requestBody"] = {"required": True, **_json(op.request)}
+    found["responses"] = responses
+    return found
+
+
+def _metrics() -> dict[str, Any]:
+    return {
+        "summary": "Prometheus metrics (bearer RAG_METRICS_TOKEN when it is set)",
+        "security": BEARER_IF_SET,
+        "responses": {
+            "200": {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "401": {"description": ERRORS[401], **_json(out.ErrorResponse)},
         },
-    },
-}
-_SOURCE = {
-    "type": ["object", "null"],
-    "description": "the context sentence the answer came from: its citation number and offsets in that passage",
-    "required": ["number", "passage_id", "start", "end", "sentence"],
-    "properties": {
-        "number": {"type": "integer", "minimum": 1},
-        "passage_id": {"type": "string"},
-        "start": {"type": "integer", "minimum": 0},
-        "end": {"type": "integer", "minimum": 0},
-        "sentence": {"type": "string"},
-    },
-}
-_TIMINGS = {"type": "object", "additionalProperties": {"type": "number"}}
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": schema}}}
-
-
-def _errors(*codes: int) -> dict[str, Any]:
-    reasons = {
-        400: "Invalid request",
-        401: "Missing or wrong bearer token (API key, admin or metrics token)",
-        404: "Not found",
-        405: "Method not allowed",
-        413: "Body too large",
-        415: "Not JSON",
-        503: "No index loaded",
     }
-    return {str(c): {"description": reasons[c], **_json({"$ref": "#/components/schemas/Error"})} for c in codes}
+
+
+def component_models() -> list[type[BaseModel]]:
+    """Every model the document names, each once, in the order of the paths table."""
+    found: list[type[BaseModel]] = []
+    for op in OPERATIONS:
+        found += [m for m in (op.request, *(model for _, model in op.responses.values())) if m is not None]
+    found += [out.ErrorResponse, *DOCUMENTED_ONLY]
+    return list(dict.fromkeys(found))
 
 
 def openapi_document() -> dict[str, Any]:
-    search = SearchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    ask = AskRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    chat = ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-    defs = {**search.pop("$defs", {}), **ask.pop("$defs", {}), **chat.pop("$defs", {})}
+    _, schemas = models_json_schema(
+        [(model, "validation") for model in component_models()], ref_template="#/components/schemas/{model}"
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
+    paths["/metrics"] = {"get": _metrics()}
     return {
         "openapi": "3.1.0",
-        "info": {
-            "title": "rag_server",
-            "version": __version__,
-            "description": (
-                "Retrieval-augmented answers about the LGPD and AI infrastructure, with citations. "
-                "Request types are strict on every endpoint: each value must have the JSON type given "
-                "here (no string is read as a number, no boolean as a number, no number as a boolean; "
-                "an integer is a valid number)."
-            ),
-        },
-        "paths": {
-            "/v1/search": {
-                "post": {
-                    "summary": "Rank passages for a query",
-                    "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/SearchRequest"})},
-                    "responses": {
-                        "200": {
-                            "description": "Ranked hits",
-                            **_json(
-                                {
-                                    "type": "object",
-                                    "required": ["build_id", "strategy", "hits", "timings_ms"],
-                                    "properties": {
-                                        "build_id": {"type": "string"},
-                                        "strategy": {"type": "string", "enum": list(STRATEGIES)},
-                                        "hits": {"type": "array", "items": _HIT},
-                                        "timings_ms": _TIMINGS,
-                                    },
-                                }
-                            ),
-                        },
-                        **_errors(400, 401, 413, 415, 503),
-                    },
-                }
-            },
-            "/v1/ask": {
-                "post": {
-                    "summary": "Answer a question with cited evidence",
-                    "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/AskRequest"})},
-                    "responses": {
-                        "200": {
-                            "description": "Answer, citations and the exact prompt",
-                            **_json(
-                                {
-                                    "type": "object",
-                                    "required": ["answer", "supported", "citations", "prompt", "strategy", "build_id"],
-                                    "properties": {
-                                        "answer": {"type": "string"},
-                                        "supported": {"type": "boolean"},
-                                        "message": {"type": ["string", "null"]},
-                                        "citations": {"type": "array", "items": _CITATION},
-                                        "source": _SOURCE,
-                                        "quoted": {
-                                            "type": "boolean",
-                                            "description": "the answer quotes its source sentence instead of the "
-                                            "generator's text (no generator, or its text did not follow the sentence)",
-                                        },
-                                        "prompt": {"type": "string"},
-                                        "strategy": {"type": "string"},
-                                        "build_id": {"type": "string"},
-                                        "generator_id": {"type": ["string", "null"]},
-                                        "timings_ms": _TIMINGS,
-                                        "question_truncated": {
-                                            "type": "boolean",
-                                            "description": "the prompt holds only the question's start "
-                                            "(at a word boundary): a question of any accepted length "
-                                            "is answered",
-                                        },
-                                    },
-                                }
-                            ),
-                        },
-                        **_errors(400, 401, 413, 415, 503),
-                    },
-                }
-            },
-            "/v1/chat/completions": {
-                "post": {
-                    "summary": "OpenAI-compatible chat: the last user message is the question",
-                    "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/ChatRequest"})},
-                    "responses": {
-                        "200": {
-                            "description": "A chat.completion object (or an SSE stream when stream is true)",
-                            "content": {
-                                "application/json": {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["id", "choices"],
-                                        "properties": {"source": _SOURCE},
-                                    }
-                                },
-                                # Server-sent events: each event's data is a JSON chat.completion.chunk,
-                                # the last one the literal [DONE].
-                                "text/event-stream": {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["data"],
-                                        "properties": {"data": {"type": "string"}},
-                                    }
-                                },
-                            },
-                        },
-                        **_errors(400, 401, 413, 415, 503),
-                    },
-                }
-            },
-            "/v1/strategies": {
-                "get": {
-                    "summary": "Retrieval strategies",
-                    "responses": {"200": {"description": "Strategies", **_json({"type": "object"})}, **_errors(401)},
-                }
-            },
-            "/v1/index": {
-                "get": {
-                    "summary": "The served build's manifest",
-                    "responses": {
-                        "200": {"description": "Manifest", **_json({"type": "object"})},
-                        **_errors(401, 503),
-                    },
-                }
-            },
-            "/v1/admin/reload": {
-                "post": {
-                    "summary": "Switch to the newest complete build (bearer token)",
-                    "security": [{"bearer": []}],
-                    "responses": {
-                        "200": {"description": "Reloaded", **_json({"type": "object"})},
-                        **_errors(401, 404, 503),
-                    },
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "summary": "Liveness",
-                    "security": [],
-                    "responses": {"200": {"description": "Alive", **_json({"type": "object"})}},
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Readiness",
-                    "security": [],
-                    "responses": {
-                        "200": {"description": "Ready", **_json({"type": "object"})},
-                        "503": {"description": "Not ready", **_json({"type": "object"})},
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics (bearer RAG_METRICS_TOKEN when it is set)",
-                    "security": [{"bearer": []}, {}],
-                    "responses": {
-                        "200": {
-                            "description": "Text exposition format",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        },
-                        **_errors(401),
-                    },
-                }
-            },
-        },
-        # /v1 needs an API key (bearer) when the server sets RAG_API_KEYS; without it, none.
-        "security": [{"bearer": []}, {}],
+        "info": {"title": "rag_server", "version": __version__, "description": DESCRIPTION},
+        "paths": paths,
+        "security": BEARER_IF_SET,
         "components": {
-            "schemas": {"SearchRequest": search, "AskRequest": ask, "ChatRequest": chat, "Error": _ERROR, **defs},
+            "schemas": schemas.get("$defs", {}),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -8,14 +8,18 @@ expected, as JSON Schema's "number" includes the integers."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ..pipeline import DEFAULT_ASK_K, DEFAULT_MAX_NEW_CHARS
-from ..retrieval import MAX_K
+from ..retrieval import LOCAL, MAX_K
 
-Strategy = Literal["keyword", "bm25", "dense", "hybrid", "hybrid-convex"]  # = retrieval.STRATEGIES
+if TYPE_CHECKING:
+    Strategy = str
+else:
+    # The registry's names as an enum: unknown strategies are refused with the list of valid ones.
+    Strategy = Literal[LOCAL.names()]
 
 MAX_QUESTION_CHARS = 2000
 """Longest question or query accepted (characters)."""

@@ -274,7 +274,7 @@ def top_rates(weights: np.ndarray, signals: Sequence[np.ndarray], holds: Sequenc
 
 
 def fit_weights(
-    signals: Sequence[np.ndarray], holds: Sequence[np.ndarray], l2: float = 0.01, steps: int = 3000, lr: float = 0.5
+    signals: Sequence[np.ndarray], holds: Sequence[np.ndarray], l2: float = 0.1, steps: int = 3000, lr: float = 0.5
 ) -> np.ndarray:
     """Weights that put the probability of a softmax over each question's sentences on the
     sentences holding the fact (a conditional logit, fitted by gradient ascent with an L2 penalty)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,8 @@ from ..build import BuildConfig, build_index
 from ..embedding import DEFAULT_MODEL, Encoder
 from ..indexes import BM25Params
 from ..loader import IndexBuild
-from ..retrieval import Retriever, make_retriever
+from ..retrieval import LOCAL, Retriever, encoder_for_build, make_retriever
+from .articles import article_scores, article_table
 from .datasets import (
     NATURAL_QUESTIONS,
     PROJECT_QUESTIONS,
@@ -44,13 +45,15 @@ PUBLISHED = {
 
 @dataclass
 class Comparison:
-    dataset: str
+    dataset: str  # as given: "project", "natural" or a BEIR directory
+    name: str  # the dataset's name, for titles (never a server path)
     split: str
     results: list[StrategyResult]
     pvalues: dict[str, dict[str, dict[str, float]]]
     manifest: dict[str, Any]
     queries: int
     markdown: str
+    articles: dict[str, dict[str, float]] = field(default_factory=dict)  # strategy → article-level metrics
 
 
 def load_dataset(dataset: str, split: str) -> tuple[EvalSet, list[Path]]:
@@ -75,10 +78,13 @@ def compare(
     cache_dir: Path | None = Path("indexes/cache"),
     encoder: Encoder | None = None,
     progress: bool = True,
+    threads: int | None = None,
 ) -> Comparison:
+    """Every spec over one temporary build. ``encoder`` embeds passages and queries (None: the
+    ``model``, loaded once for the build and once, with ``threads`` threads, for the queries)."""
     evalset, default_dirs = load_dataset(dataset, split)
     with tempfile.TemporaryDirectory(prefix="rag-compare-") as tmp:
-        needs_dense = any(s.strategy != "keyword" and s.strategy != "bm25" for s in specs)
+        needs_dense = any(LOCAL.get(s.strategy).needs_encoder for s in specs)
         config = BuildConfig(
             corpus_dirs=list(corpus_dirs or default_dirs),
             index_root=Path(tmp),
@@ -96,29 +102,31 @@ def compare(
         else:
             qrels, relevant_grade = resolve_qrels(evalset, build.passages), 2
         evalset.queries = [q for q in evalset.queries if q.id in qrels]
-        shared_encoder = encoder
+        query_encoder = encoder or (encoder_for_build(build, threads) if needs_dense else None)
         results = []
         for spec in specs:
             retriever: Retriever = make_retriever(
-                spec.strategy, build, shared_encoder, query_language=evalset.language, **spec.options
+                spec.strategy, build, query_encoder, query_language=evalset.language, **spec.options
             )
-            shared_encoder = shared_encoder or getattr(retriever, "encoder", None)
-            if shared_encoder is None and hasattr(retriever, "components"):
-                shared_encoder = retriever.components["dense"].encoder
             results.append(run_strategy(spec.name, retriever, evalset, DEPTH, progress))
         pvalues = score(results, qrels, relevant_grade)
         published = PUBLISHED.get(Path(dataset).name if dataset != "project" else "", {})
         names = [r.name for r in results]
-        markdown = "\n\n".join(
-            [
-                f"Dataset: {evalset.name} ({split}, {len(evalset.queries)} queries, {len(build.passages)} passages, "
-                f"judged by {evalset.level}; binary metrics count grade ≥ {relevant_grade})",
-                markdown_table(results, published),
-                pvalue_table(pvalues, "ndcg@10", names),
-                pvalue_table(pvalues, "recall@5", names),
-            ]
+        sections = [
+            f"Dataset: {evalset.name} ({split}, {len(evalset.queries)} queries, {len(build.passages)} passages, "
+            f"judged by {evalset.level}; binary metrics count grade ≥ {relevant_grade})",
+            markdown_table(results, published),
+        ]
+        articles: dict[str, dict[str, float]] = {}
+        if evalset.level == "passage":
+            articles = article_scores(results, qrels, build.passages, relevant_grade)
+            sections.append("Right article (for a guide, its section) in the ranking:\n\n" + article_table(articles))
+        sections += [pvalue_table(pvalues, "ndcg@10", names), pvalue_table(pvalues, "recall@5", names)]
+        markdown = "\n\n".join(sections)
+        queries = len(evalset.queries)
+        return Comparison(
+            dataset, evalset.name, split, results, pvalues, build.manifest, queries, markdown, articles
         )
-        return Comparison(dataset, split, results, pvalues, build.manifest, len(evalset.queries), markdown)
 
 
 def save(comparison: Comparison, out_dir: Path, stem: str) -> tuple[Path, Path]:
@@ -136,8 +144,9 @@ def save(comparison: Comparison, out_dir: Path, stem: str) -> tuple[Path, Path]:
                 r.name: {"metrics": r.metrics, "latency_ms": {"p50": r.p50_ms, "p95": r.p95_ms}}
                 for r in comparison.results
             },
+            "article_metrics": comparison.articles,
             "ttest_pvalues": comparison.pvalues,
         },
     )
-    write_chart(png_path, comparison.results, f"{comparison.dataset} · {comparison.split}")
+    write_chart(png_path, comparison.results, f"{comparison.name} · {comparison.split}")
     return json_path, png_path

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..chunking import Passage, normalize_article
 from ..documents import Document, read_beir_corpus
 from ..errors import CorpusError
+from ..passage import Passage, normalize_article
 
 PROJECT_QUESTIONS = Path(__file__).with_name("questions.jsonl")
 NATURAL_QUESTIONS = Path(__file__).with_name("natural.jsonl")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..extras import require
 from .runner import LABELS, METRICS, StrategyResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def markdown_table(results: list[StrategyResult], published: dict[str, float] | None = None) -> str:
@@ -44,25 +48,37 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=float) + "\n")
 
 
-def write_chart(path: Path, results: list[StrategyResult], title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers and CI
-    import matplotlib.pyplot as plt
+def chart(results: list[StrategyResult], title: str) -> Figure:
+    """Grouped bars, one group per metric and one bar per strategy; the legend sits beside the
+    axes, so that it hides no bar whatever the scores."""
     import numpy as np
 
+    plt = _pyplot()
     x = np.arange(len(METRICS))
     width = 0.8 / max(1, len(results))
-    fig, ax = plt.subplots(figsize=(11, 5))
+    fig, ax = plt.subplots(figsize=(12, 5), layout="constrained")
     for i, r in enumerate(results):
         ax.bar(x + i * width - 0.4 + width / 2, [r.metrics[m] for m in METRICS], width, label=r.name)
     ax.set_xticks(x, [LABELS[m] for m in METRICS])
     ax.set_ylim(0, 1)
     ax.set_ylabel("score")
     ax.set_title(title)
-    ax.legend(fontsize=8, ncol=2, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    fig.legend(fontsize=8, loc="outside right upper")
+    return fig
+
+
+def write_chart(path: Path, results: list[StrategyResult], title: str) -> None:
+    fig = chart(results, title)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _pyplot().close(fig)
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display on servers and CI)."""
+    matplotlib = require("matplotlib", "eval")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

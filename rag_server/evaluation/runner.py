@@ -18,7 +18,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import EmptyQueryError
-from ..retrieval import Retriever
+from ..extras import require
+from ..retrieval import LOCAL, Retriever
 from .datasets import EvalSet
 
 METRICS = ("ndcg@10", "mrr@10", "recall@5", "recall@20", "recall@100", "map@100")
@@ -35,11 +36,14 @@ DEPTH = 100
 
 @dataclass(frozen=True)
 class StrategySpec:
-    """A named configuration: a strategy of the factory plus its options."""
+    """A named configuration: a strategy of the registry plus its options."""
 
     name: str
     strategy: str
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        LOCAL.get(self.strategy)  # an unknown strategy fails here, listing the valid ones
 
 
 DEFAULT_SPECS = (
@@ -111,15 +115,15 @@ def score(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Fill each result's metrics; returns t-test p-values {metric: {a: {b: p}}}."""
     os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "numba"))
-    from ranx import Qrels, Run, compare
+    ranx = require("ranx", "eval")
 
     names = _metric_names(relevant_grade)
-    qrels_obj = Qrels(qrels)
+    qrels_obj = ranx.Qrels(qrels)
     runs = []
     for result in results:
-        run = Run({q: r for q, r in result.run.items() if q in qrels}, name=result.name)
+        run = ranx.Run({q: r for q, r in result.run.items() if q in qrels}, name=result.name)
         runs.append(run)
-    report = compare(qrels_obj, runs, metrics=names, stat_test="student", max_p=0.05, make_comparable=True)
+    report = ranx.compare(qrels_obj, runs, metrics=names, stat_test="student", max_p=0.05, make_comparable=True)
     raw = report.to_dict()
     pvalues: dict[str, dict[str, dict[str, float]]] = {m: {} for m in METRICS}
     for result in results:

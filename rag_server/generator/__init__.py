@@ -5,11 +5,13 @@ answer copied from its context.
     generator = Generator.load("rag_server/generator/checkpoints/generator.pt")
     answer = generator.complete(prompt.text).strip()
 
-Train one with ``scripts/train_generator.py``.
+Train one with ``rag-server train`` (``generator/training.py``); the shipped one's recipe is
+``recipes/shipped.json``.
 """
 
-from .checkpoint import Checkpoint, Generator, load_checkpoint, load_generator, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .model import CharTransformer, GeneratorConfig
+from .serving import Generator, load_generator
 from .vocab import CharVocab
 
 __all__ = [

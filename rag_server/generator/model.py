@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
+from ..errors import InvalidParameterError
+
 IGNORE_INDEX = -100
 """Target value that carries no loss (the prompt part of an example, and padding)."""
 
@@ -259,17 +261,12 @@ class CharTransformer(nn.Module):
         ``lookup > 0`` (greedy, cached, B == 1) drafts up to that many characters by prompt lookup
         and checks them all in one forward pass (``_generate_lookup``): the same output as plain
         greedy decoding, in far fewer passes when the model copies from its prompt.
+
+        This is where the generation settings are checked (``InvalidParameterError``, a
+        ``ValueError``); callers pass them on unchecked.
         """
-        if idx.dim() != 2 or idx.size(1) == 0:
-            raise ValueError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        if temperature < 0.0 or not math.isfinite(temperature):
-            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        if lookup < 0:
-            raise ValueError(f"lookup must be >= 0, got {lookup}")
+        check_generation(idx, max_new_tokens, temperature, top_k, lookup)
+        temperature = float(temperature)
         block_size = self.config.block_size
         stop_ids = list(stop) if stop else []
         if lookup and temperature == 0.0 and use_cache and idx.size(0) == 1:
@@ -353,3 +350,25 @@ class CharTransformer(nn.Module):
                 if (stop and seq[-len(stop) :] == stop and produced >= len(stop)) or produced == max_new_tokens:
                     return torch.tensor([seq], dtype=idx.dtype, device=device)
         return torch.tensor([seq], dtype=idx.dtype, device=device)
+
+
+def check_generation(
+    idx: torch.Tensor, max_new_tokens: int, temperature: float, top_k: int | None, lookup: int
+) -> None:
+    """``InvalidParameterError`` naming the first setting of :meth:`CharTransformer.generate`
+    that is out of range or of the wrong type (a boolean is not a number here)."""
+
+    def integer(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if idx.dim() != 2 or idx.size(1) == 0:
+        raise InvalidParameterError(f"idx must be (B, T) with T >= 1, got shape {tuple(idx.shape)}")
+    if not integer(max_new_tokens) or max_new_tokens < 0:
+        raise InvalidParameterError(f"max_new_tokens (characters) must be an integer >= 0, got {max_new_tokens!r}")
+    finite = isinstance(temperature, int | float) and not isinstance(temperature, bool) and math.isfinite(temperature)
+    if not finite or temperature < 0:
+        raise InvalidParameterError(f"temperature must be a finite number >= 0, got {temperature!r}")
+    if top_k is not None and (not integer(top_k) or top_k < 1):
+        raise InvalidParameterError(f"top_k must be None or an integer >= 1, got {top_k!r}")
+    if not integer(lookup) or lookup < 0:
+        raise InvalidParameterError(f"lookup must be an integer >= 0, got {lookup!r}")

@@ -5,4 +5,4 @@ from __future__ import annotations
 from pathlib import Path
 
 PACKAGED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "generator.pt"
-"""The checkpoint shipped with the package (``scripts/train_generator.py`` writes it here)."""
+"""The checkpoint shipped with the package (``rag-server train`` writes it here by default)."""

@@ -22,8 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import IndexLoadError
-from . import sparse
-from .keyword import _load_matrix
+from . import sparse, storage
 
 VERSION = 1
 
@@ -88,22 +87,14 @@ class BM25Index(sparse.PostingsIndex):
 
     def save(self, directory: Path) -> None:
         m = self.matrix
-        arrays = {
-            "indptr": m.indptr,
-            "doc_ids": m.doc_ids,
-            "tf": m.tf,
-            "doc_len": m.doc_len,
-            "weights": self.weights,
-        }
         params = {"kind": self.kind, "version": VERSION, "n_docs": m.n_docs, **self.params.to_dict()}
-        sparse.save_arrays(directory, arrays, params)
-        sparse.save_vocab(directory, m.vocab)
+        storage.save_matrix(directory, m, params, weights=self.weights)
 
     @classmethod
     def load(cls, directory: Path) -> BM25Index:
-        params = sparse.load_params(directory, cls.kind, VERSION)
-        matrix = _load_matrix(directory)
-        weights = sparse.check_values(directory / "weights.npy", sparse.load_array(directory, "weights"), "f")
+        params = storage.load_params(directory, cls.kind, VERSION)
+        matrix = storage.load_matrix(directory)
+        weights = storage.check_values(directory / "weights.npy", storage.load_array(directory, "weights"), "f")
         if weights.shape != matrix.doc_ids.shape:
             raise IndexLoadError(directory / "weights.npy", "length differs from doc_ids.npy")
         if matrix.n_docs != params.get("n_docs"):

@@ -15,7 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import BuildError, IndexLoadError
-from .sparse import ScoredPassages, load_params
+from .sparse import ScoredPassages
+from .storage import load_params
 
 # faiss's bundled stubs lack the SearchParameters keyword arguments and per-class methods.
 faiss: Any = _faiss
@@ -105,8 +106,13 @@ class DenseIndex:
         keep = ids[0] >= 0
         return ScoredPassages(ids[0][keep].astype(np.int64), scores[0][keep].astype(np.float32))
 
+    def vectors(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """The stored (unit-length) embeddings of passage ``rows``, shape (len(rows), dim)."""
+        vectors: npt.NDArray[np.float32] = self.index.reconstruct_batch(rows)
+        return vectors
+
     def _exact(self, q: npt.NDArray[np.float32], allowed: npt.NDArray[np.int64], k: int) -> ScoredPassages:
-        vectors = self.index.reconstruct_batch(allowed)  # (len(allowed), dim)
+        vectors = self.vectors(allowed)
         scores = vectors @ q
         order = np.lexsort((allowed, -scores))[:k]
         return ScoredPassages(allowed[order], scores[order].astype(np.float32))

@@ -1,4 +1,4 @@
-"""A term × passage sparse matrix (CSR by term) and the array I/O shared by sparse indexes.
+"""A term × passage sparse matrix (CSR by term) and the scoring shared by sparse indexes.
 
 Rows are terms, columns passages: a query touches only the rows of its own terms, so scoring
 is a gather of a few posting lists plus one ``np.bincount`` over the passage axis.
@@ -6,18 +6,14 @@ is a gather of a few posting lists plus one ``np.bincount`` over the passage axi
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from functools import cached_property
 from itertools import chain
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-
-from ..errors import IndexLoadError
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -169,74 +165,3 @@ class PostingsIndex(ABC):
     def search(self, query_terms: Sequence[str], k: int, mask: npt.NDArray[np.bool_] | None = None) -> ScoredPassages:
         """The ``k`` best passages (among those ``mask`` allows) holding a query term."""
         return top_k(self._accumulate(query_terms), k, mask)
-
-
-# --------------------------------------------------------------------------- persistence
-
-
-def save_arrays(directory: Path, arrays: dict[str, Any], params: dict[str, Any]) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, array in arrays.items():
-        np.save(directory / f"{name}.npy", array, allow_pickle=False)
-    (directory / "params.json").write_text(json.dumps(params, indent=2, ensure_ascii=False) + "\n")
-
-
-def load_params(directory: Path, kind: str, version: int) -> dict[str, Any]:
-    path = directory / "params.json"
-    try:
-        params = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise IndexLoadError(path, "missing file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise IndexLoadError(path, "not valid JSON") from None
-    if not isinstance(params, dict) or params.get("kind") != kind:
-        raise IndexLoadError(path, f"not a {kind} index")
-    if params.get("version") != version:
-        raise IndexLoadError(path, f"index version {params.get('version')} is not {version}; rebuild")
-    return params
-
-
-def load_array(directory: Path, name: str) -> np.ndarray:
-    path = directory / f"{name}.npy"
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise IndexLoadError(path, "missing file") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise IndexLoadError(path, f"unreadable array ({exc})") from None
-
-
-def check_values(
-    path: Path, array: np.ndarray, kind: str, *, positive: bool = False, non_negative: bool = False
-) -> np.ndarray:
-    """``array`` when it is one-dimensional, of the expected kind (``"f"`` float, ``"i"``
-    integer) and, for floats, finite; with ``positive``/``non_negative``, in that range. A
-    checksum only proves a file is the one the manifest lists: an edited file with its checksum
-    recomputed must still not put inf or NaN into every score."""
-    if array.ndim != 1 or array.dtype.kind not in ({"i", "u"} if kind == "i" else {"f"}):
-        raise IndexLoadError(path, f"expected a one-dimensional {'integer' if kind == 'i' else 'float'} array")
-    if kind == "f" and not np.isfinite(array).all():
-        raise IndexLoadError(path, "holds values that are not finite (inf or NaN)")
-    if array.size and positive and not (array > 0).all():
-        raise IndexLoadError(path, "holds values that are not positive")
-    if array.size and non_negative and not (array >= 0).all():
-        raise IndexLoadError(path, "holds negative values")
-    return array
-
-
-def save_vocab(directory: Path, vocab: dict[str, int]) -> None:
-    terms = sorted(vocab, key=vocab.__getitem__)
-    (directory / "vocab.json").write_text(json.dumps(terms, ensure_ascii=False))
-
-
-def load_vocab(directory: Path) -> dict[str, int]:
-    path = directory / "vocab.json"
-    try:
-        terms = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise IndexLoadError(path, "missing file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise IndexLoadError(path, "not valid JSON") from None
-    if not isinstance(terms, list):
-        raise IndexLoadError(path, "expected a JSON list of terms")
-    return {term: i for i, term in enumerate(terms)}

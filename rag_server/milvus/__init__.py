@@ -1,32 +1,19 @@
 """The Milvus backend: builds written into collections, served through an alias.
 
-``RAG_BACKEND=milvus`` with ``RAG_MILVUS_URI`` (a Milvus Lite ``*.db`` file or a server URL)
-selects it for ``rag-server build`` and the API; the local backend stays the default. pymilvus
-is optional (``pip install 'rag_server[milvus]'``) and imported only when a connection opens.
+``RAG_BACKEND=milvus`` with ``RAG_MILVUS_URI`` (a Milvus Lite ``*.db`` file or a server URL;
+:mod:`rag_server.settings`) selects it for ``rag-server build`` and the API; the local backend
+stays the default. Nothing imports this package unless that backend is chosen, and pymilvus
+(``pip install 'rag_server[milvus]'``) only when a connection opens. This module holds the read
+path; the writer is :mod:`rag_server.milvus.build`.
 
 >>> settings = MilvusSettings(uri="/tmp/rag.db")
->>> build_into_milvus(BuildConfig([Path("corpus")]), settings)
+>>> build_into_milvus(BuildConfig([Path("corpus")]), settings)  # rag_server.milvus.build
 >>> build = MilvusSource(settings).open()
->>> make_retriever("hybrid", build).search("prazo para comunicar incidente", k=5)
+>>> MILVUS.make("hybrid", build).search("prazo para comunicar incidente", k=5)
 """
 
-from .build import MilvusBuildResult, build_into_milvus, prune, verify
-from .client import MilvusConnection
-from .retrievers import MILVUS_STRATEGIES, make_milvus_retriever
+from .client import MilvusConnection, MilvusSettings
 from .served import MilvusBuild, MilvusSource
-from .settings import BACKENDS, MilvusSettings, check_backend
+from .strategies import MILVUS
 
-__all__ = [
-    "BACKENDS",
-    "MILVUS_STRATEGIES",
-    "MilvusBuild",
-    "MilvusBuildResult",
-    "MilvusConnection",
-    "MilvusSettings",
-    "MilvusSource",
-    "build_into_milvus",
-    "check_backend",
-    "make_milvus_retriever",
-    "prune",
-    "verify",
-]
+__all__ = ["MILVUS", "MilvusBuild", "MilvusConnection", "MilvusSettings", "MilvusSource"]

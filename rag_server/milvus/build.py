@@ -26,13 +26,15 @@ import numpy.typing as npt
 
 from .. import __version__
 from ..analysis import Analyzer
-from ..build import MANIFEST_VERSION, BuildConfig, new_build_id
+from ..build import BuildConfig, new_build_id
 from ..catalog import IndexCatalog
-from ..chunking import Passage, chunk_document
+from ..chunking import chunk_document
 from ..documents import corpus_checksum, load_corpus
 from ..embedding import EmbeddingCache, Encoder, embedding_meta, make_encoder
 from ..errors import BackendUnavailableError, BuildError
-from .client import MANIFEST_PROPERTY, MilvusConnection
+from ..manifest import MANIFEST_VERSION
+from ..passage import Passage
+from .client import MANIFEST_PROPERTY, MilvusConnection, MilvusSettings
 from .schema import (
     DOC_FREQ,
     MAX_TERM_BYTES,
@@ -51,7 +53,6 @@ from .schema import (
     terms_index_params,
     too_long,
 )
-from .settings import MilvusSettings
 
 INSERT_BATCH = 1000  # rows per insert call: a few MB per gRPC message with 384-d vectors
 MIN_KEEP = 2  # the new collection and the one replicas may still be reading until they follow the alias
@@ -180,15 +181,15 @@ def _insert(
 ) -> None:
     timeout = conn.settings.timeout_s
     for start in range(0, len(passages), INSERT_BATCH):
-        rows = []
+        batch = []
         for i in range(start, min(start + INSERT_BATCH, len(passages))):
             row = row_of(i, passages[i], terms[i], vectors[i].tolist())
             problem = too_long(row)
             if problem is not None:
                 raise BuildError(f"passage {passages[i].id}: {problem}")
-            rows.append(row)
+            batch.append(row)
         # Inserts of large batches may take longer than a query: allow them more time.
-        conn.call("insert", partial(conn.client.insert, name, rows, timeout=timeout * 6))
+        conn.call("insert", partial(conn.client.insert, name, batch, timeout=timeout * 6))
         hook("insert-batch")
 
 
@@ -250,8 +251,8 @@ def verify(
             ),
         )
         want = 0 if field == VECTOR else probe
-        rows = [int(hit["entity"][ROW]) for hit in (found[0] if found else [])]
-        if want not in rows:
+        found_rows = [int(hit["entity"][ROW]) for hit in (found[0] if found else [])]
+        if want not in found_rows:
             raise BuildError(f"Milvus collection {name}: the {what} did not find passage {passages[want or 0].id}")
 
 

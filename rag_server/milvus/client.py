@@ -1,8 +1,10 @@
-"""One connection to Milvus: every call bounded by a timeout, every failure a domain error.
+"""One connection to Milvus: where it is, and every call bounded by a timeout and turned into
+a domain error.
 
 pymilvus raises its own exceptions (and gRPC's, and ``ConnectionError``) for an unreachable,
 stopped or overloaded server; callers here see only :class:`BackendUnavailableError`, naming
-the backend, so the HTTP edge answers 503 and the CLI prints one line.
+the backend, so the HTTP edge answers 503 and the CLI prints one line. pymilvus itself (the
+``[milvus]`` extra) is imported when a connection opens, never by a local server.
 """
 
 from __future__ import annotations
@@ -10,22 +12,52 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import BackendUnavailableError
-from .settings import MilvusSettings
+from ..errors import BackendUnavailableError, ConfigError
+from ..extras import require
 
 T = TypeVar("T")
+DEFAULT_ALIAS = "rag_server"
 MANIFEST_PROPERTY = "rag_server.manifest"
 """Collection property holding the build's manifest; set last, so it marks a complete build."""
 
 
-def _import_pymilvus() -> Any:
-    try:
-        import pymilvus
-    except ImportError:  # the [milvus] extra is optional
-        raise BackendUnavailableError("milvus", "pymilvus is not installed: pip install 'rag_server[milvus]'") from None
-    return pymilvus
+@dataclass(frozen=True)
+class MilvusSettings:
+    """Where the builds live (``RAG_MILVUS_URI``, ``RAG_MILVUS_TOKEN``: :mod:`rag_server.settings`)
+    and how long any call may take."""
+
+    uri: str
+    token: str = ""
+    alias: str = DEFAULT_ALIAS  # the name served; each build is a collection named after its build id
+    timeout_s: float = 5.0  # every call: a dead or stuck Milvus answers 503, never a hung request
+    alias_ttl_s: float = 1.0  # how long a process trusts its last look-up of the alias
+
+    def __post_init__(self) -> None:
+        if not self.uri:
+            raise ConfigError("RAG_MILVUS_URI", "the Milvus backend needs a *.db path or http://host:19530")
+        remote = self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        if not remote and not self.uri.endswith(".db"):
+            raise ConfigError(f"RAG_MILVUS_URI={self.uri!r}", "a Milvus Lite file ending in .db, or http://host:port")
+        if not self.alias.replace("_", "a").isalnum() or self.alias[0].isdigit():
+            raise ConfigError(
+                f"Milvus alias {self.alias!r}", "letters, digits and underscores, not starting with a digit"
+            )
+        if self.timeout_s <= 0 or self.alias_ttl_s < 0:
+            raise ConfigError(f"Milvus timeouts {self.timeout_s}, {self.alias_ttl_s}", "must be positive")
+
+    @property
+    def backend(self) -> str:
+        """The backend as errors name it: the URI without credentials or a local directory."""
+        if self.uri.endswith(".db") and "://" not in self.uri:
+            return f"milvus (Milvus Lite file {self.uri.rstrip('/').rsplit('/', 1)[-1]})"
+        parts = urlsplit(self.uri)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return f"milvus at {urlunsplit((parts.scheme, netloc, '', '', ''))}"
 
 
 _NOT_LOADED = 101  # pymilvus's code for a collection that is not loaded
@@ -42,7 +74,7 @@ class MilvusConnection:
     def __init__(self, settings: MilvusSettings) -> None:
         self.settings = settings
         self.backend = settings.backend
-        pymilvus = _import_pymilvus()
+        pymilvus = require("pymilvus", "milvus")
         self.pymilvus = pymilvus
         self._client = self.call(
             "connect",

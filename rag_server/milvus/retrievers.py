@@ -2,10 +2,10 @@
 same contract as the local retrievers (``search(query, k, filters) -> list[Hit]``).
 
 Queries are analysed and validated as locally; filters become a Milvus expression. The hybrids
-search both components ``depth`` deep and fuse with the local code (:func:`fuse`, the boosts),
-so RRF weights, min-max convex fusion and the citation boost mean the same on both backends;
-Milvus's own ``hybrid_search`` rankers have no per-component ranks or citation boost.
-``keyword`` stays local-only.
+search both components ``depth`` deep and fuse with the local code (:class:`Fusion`), so RRF
+weights, min-max convex fusion and the citation boost mean the same on both backends; Milvus's
+own ``hybrid_search`` rankers have no per-component ranks or citation boost. ``keyword`` stays
+local-only. :mod:`rag_server.milvus.strategies` registers these under the API's strategy names.
 """
 
 from __future__ import annotations
@@ -13,21 +13,20 @@ from __future__ import annotations
 import json
 from abc import abstractmethod
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..chunking import Passage
-from ..embedding import DEFAULT_MODEL, Encoder, encoder_mismatch, make_encoder
-from ..errors import InvalidParameterError, ModelError, UnknownStrategyError
-from ..retrieval.base import MAX_K, ComponentScore, Filters, Hit, Retriever, check_k
-from ..retrieval.hybrid import FUSIONS, boost_factors, fuse
+from ..embedding import Encoder
+from ..errors import InvalidParameterError
+from ..passage import Passage
+from ..retrieval.base import MAX_K, Filters, Hit, Retriever, check_k
+from ..retrieval.dense import query_vectors
+from ..retrieval.hybrid import Fusion
 from .schema import OUTPUT_FIELDS, PASSAGE_ID, ROW, SPARSE, VECTOR, filter_expression, index_terms, passage_of
 from .served import MilvusBuild
 
-MILVUS_STRATEGIES = ("bm25", "dense", "hybrid", "hybrid-convex")
 Scored = list[tuple[Passage, float]]
 
 
@@ -98,23 +97,15 @@ class MilvusBM25Retriever(MilvusIndexRetriever):
 
 
 class MilvusDenseRetriever(MilvusIndexRetriever):
-    """HNSW search with the query embedded by the build's own model (checked by checksum)."""
+    """HNSW search with the query embedded by the build's own model (the pipeline's encoder,
+    checked against the build's by checksum)."""
 
     name = "dense"
 
-    def __init__(self, build: MilvusBuild, encoder: Encoder | None = None, query_language: str | None = None) -> None:
+    def __init__(self, build: MilvusBuild, encoder: Encoder, query_language: str | None = None) -> None:
         super().__init__(build, query_language)
-        meta = build.manifest.get("embedding", {})
-        self.encoder = encoder or make_encoder(meta.get("model", DEFAULT_MODEL), threads=1)
-        problem = encoder_mismatch(meta, self.encoder)
-        if problem is not None:
-            raise ModelError(problem)
-        self.query_vector = lru_cache(maxsize=256)(self._embed)
-
-    def _embed(self, query: str) -> npt.NDArray[np.float32]:
-        vector: npt.NDArray[np.float32] = self.encoder.encode_queries([query])[0]
-        vector.setflags(write=False)
-        return vector
+        self.encoder = encoder
+        self.query_vector = query_vectors(build, encoder)
 
     def scored(self, query: str, terms: list[str], k: int, expr: str) -> Scored:
         params = {"metric_type": "IP", "params": {"ef": max(2 * k, 64)}}
@@ -143,37 +134,28 @@ def _ids_expression(passage_ids: list[str]) -> str:
 
 
 class MilvusHybridRetriever(MilvusRetriever):
+    """Both components searched in Milvus, fused here (the pool of passages either found stands
+    for the local build's passage list: fused rows index it)."""
+
     def __init__(
         self,
         build: MilvusBuild,
-        components: Mapping[str, MilvusIndexRetriever],
+        components: Mapping[str, Retriever],
         fusion: str = "rrf",
-        rrf_k: float = 60.0,
-        weights: Mapping[str, float] | None = None,
-        depth: int = MAX_K,
         query_language: str | None = None,
-        language_boost: float = 0.0,
-        citation_boost: float = 0.0,
+        **options: Any,
     ) -> None:
         super().__init__(build, query_language)
-        if fusion not in FUSIONS:
-            raise InvalidParameterError(f"unknown fusion {fusion!r}; choose one of {list(FUSIONS)}")
-        if rrf_k <= 0 or language_boost < 0 or citation_boost < 0 or not 1 <= depth <= MAX_K:
-            raise InvalidParameterError("rrf_k must be positive, boosts non-negative, depth from 1 to 100")
-        weights = dict(weights or {})
-        if set(weights) - set(components):
-            raise InvalidParameterError(f"weights name unknown components {sorted(set(weights) - set(components))}")
-        self.weights = {name: float(weights.get(name, 1.0)) for name in components}
-        if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
-            raise InvalidParameterError("weights must be non-negative and not all zero")
-        self.components = dict(components)
-        self.fusion, self.rrf_k, self.depth = fusion, float(rrf_k), depth
-        self.language_boost, self.citation_boost = float(language_boost), float(citation_boost)
-        self.name = "hybrid" if fusion == "rrf" else "hybrid-convex"
+        self.fusion = Fusion.checked(components, fusion, **options)
+        foreign = sorted(name for name, r in components.items() if not isinstance(r, MilvusIndexRetriever))
+        if foreign:
+            raise InvalidParameterError(f"Milvus hybrids fuse Milvus bm25 and dense retrievers, not {foreign}")
+        self.components = {name: r for name, r in components.items() if isinstance(r, MilvusIndexRetriever)}
+        self.name = self.fusion.strategy
 
     def ranked(self, query: str, terms: list[str], k: int, expr: str) -> list[Hit]:
-        depth = max(k, self.depth)
-        pool: list[Passage] = []  # every passage either component found; rows index this list
+        depth = max(k, self.fusion.depth)
+        pool: list[Passage] = []
         rows: dict[str, int] = {}
         found: dict[str, list[tuple[int, float]]] = {}
         for name, component in self.components.items():
@@ -184,24 +166,7 @@ class MilvusHybridRetriever(MilvusRetriever):
                     pool.append(passage)
                 pairs.append((rows[passage.id], score))
             found[name] = pairs
-        fused = fuse(found, self.fusion, self.rrf_k, self.weights, pool)
-        factors = boost_factors(query, self.query_language, self.language_boost, self.citation_boost)
-        if factors:
-            boosted = []
-            for row, s in fused:
-                for applies, factor in factors:
-                    s = s * factor if applies(pool[row]) else s
-                boosted.append((row, s))
-            fused = sorted(boosted, key=lambda item: (-item[1], pool[item[0]].id))
-        ranks = {name: {row: (r, s) for r, (row, s) in enumerate(pairs, start=1)} for name, pairs in found.items()}
-        hits = []
-        for rank, (row, score) in enumerate(fused[:k], start=1):
-            components = {
-                name: ComponentScore(*by_row[row]) if row in by_row else ComponentScore(None, None)
-                for name, by_row in ranks.items()
-            }
-            hits.append(Hit(rank=rank, score=float(score), passage=pool[row], components=components))
-        return hits
+        return self.fusion.hits(query, self.query_language, found, pool, k)
 
 
 class MilvusNativeHybridRetriever(MilvusRetriever):
@@ -215,12 +180,11 @@ class MilvusNativeHybridRetriever(MilvusRetriever):
         self, build: MilvusBuild, dense: MilvusDenseRetriever, rrf_k: float = 60.0, depth: int = MAX_K
     ) -> None:
         super().__init__(build, dense.query_language)
-        if rrf_k <= 0 or not 1 <= depth <= MAX_K:
-            raise InvalidParameterError("rrf_k must be positive and depth from 1 to 100")
-        self.dense, self.rrf_k, self.depth = dense, float(rrf_k), depth
+        self.dense = dense
+        self.fusion = Fusion.checked(("bm25", "dense"), "rrf", rrf_k=rrf_k, depth=depth)  # equal weights, no boosts
 
     def ranked(self, query: str, terms: list[str], k: int, expr: str) -> list[Hit]:
-        pymilvus, depth = self.connection.pymilvus, max(k, self.depth)
+        pymilvus, depth = self.connection.pymilvus, max(k, self.fusion.depth)
         dense_params = {"metric_type": "IP", "params": {"ef": max(2 * depth, 64)}}
         requests = [
             pymilvus.AnnSearchRequest([index_terms(terms)], SPARSE, {"metric_type": "BM25"}, depth, expr=expr),
@@ -235,7 +199,7 @@ class MilvusNativeHybridRetriever(MilvusRetriever):
             lambda: self.connection.client.hybrid_search(
                 self.collection,
                 requests,
-                pymilvus.RRFRanker(self.rrf_k),
+                pymilvus.RRFRanker(self.fusion.rrf_k),
                 limit=k,
                 output_fields=[ROW, *OUTPUT_FIELDS],
                 timeout=timeout,
@@ -243,43 +207,3 @@ class MilvusNativeHybridRetriever(MilvusRetriever):
         )
         found = sorted(result[0] if result else [], key=lambda h: (-float(h["distance"]), str(h["entity"][PASSAGE_ID])))
         return [Hit(rank, float(h["distance"]), passage_of(h["entity"])) for rank, h in enumerate(found, start=1)]
-
-
-def make_milvus_retriever(
-    name: str,
-    build: MilvusBuild,
-    encoder: Encoder | None = None,
-    query_language: str | None = None,
-    components: Mapping[str, Retriever] | None = None,
-    **options: Any,
-) -> Retriever:
-    """The Milvus retriever called ``name`` (the options of :func:`rag_server.retrieval.make_retriever`)."""
-    from ..retrieval import CONVEX_DEFAULTS, HYBRID_STRATEGIES, STRATEGIES
-
-    if name == "bm25":
-        return MilvusBM25Retriever(build, query_language)
-    if name == "dense":
-        return MilvusDenseRetriever(build, encoder, query_language)
-    if name in HYBRID_STRATEGIES:
-        given = dict(components or {})
-        parts = {
-            "bm25": given.get("bm25") or MilvusBM25Retriever(build),
-            "dense": given.get("dense") or MilvusDenseRetriever(build, encoder),
-        }
-        usable = {n: r for n, r in parts.items() if isinstance(r, MilvusIndexRetriever)}
-        if len(usable) != len(parts):
-            raise InvalidParameterError("Milvus hybrids fuse Milvus bm25 and dense retrievers")
-        if name == "hybrid" and options.pop("native", False):
-            dense = usable["dense"]
-            assert isinstance(dense, MilvusDenseRetriever)
-            return MilvusNativeHybridRetriever(build, dense, **options)
-        if name == "hybrid":
-            return MilvusHybridRetriever(build, usable, fusion="rrf", query_language=query_language, **options)
-        options = {**CONVEX_DEFAULTS, **options}
-        return MilvusHybridRetriever(build, usable, fusion="convex", query_language=query_language, **options)
-    if name in STRATEGIES:
-        raise UnknownStrategyError(
-            f"strategy {name!r} is served by the local backend only; "
-            f"the milvus backend serves {list(MILVUS_STRATEGIES)}"
-        )
-    raise UnknownStrategyError(f"unknown strategy {name!r}; valid strategies: {list(MILVUS_STRATEGIES)}")

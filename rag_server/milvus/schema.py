@@ -15,8 +15,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..chunking import Passage
 from ..indexes import BM25Params
+from ..passage import Passage
 from ..retrieval.base import Filters, filter_values
 
 ROW, PASSAGE_ID, TERMS, SPARSE, VECTOR = "row", "passage_id", "terms", "sparse", "vector"

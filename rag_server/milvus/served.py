@@ -20,9 +20,8 @@ from ..analysis import Analyzer, AnalyzerSettings
 from ..errors import BackendUnavailableError
 from ..evidence import okapi_idf
 from ..loader import IndexBuild
-from .client import MilvusConnection
+from .client import MilvusConnection, MilvusSettings
 from .schema import DOC_FREQ, TERM
-from .settings import MilvusSettings
 
 TERM_CACHE_SIZE = 100_000
 

@@ -1,4 +1,4 @@
-"""Retrieval strategies behind one contract, and a factory from strategy names.
+"""Retrieval strategies behind one contract, made by name from one registry.
 
 >>> retriever = make_retriever("hybrid", build)
 >>> hits = retriever.search("prazo para comunicar incidente", k=5, filters={"language": "pt"})
@@ -10,29 +10,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..embedding import Encoder
-from ..errors import UnknownStrategyError
 from ..loader import IndexBuild
 from .base import FILTER_FIELDS, MAX_K, ComponentScore, Filters, Hit, IndexRetriever, Retriever
-from .dense import DenseRetriever
+from .dense import DenseRetriever, encoder_for_build
 from .hybrid import HybridRetriever
+from .registry import Strategy, StrategyRegistry
 from .sparse import BM25Retriever, KeywordRetriever
+from .strategies import CONVEX_DEFAULTS, CONVEX_WEIGHTS_BY_MODEL, DEFAULT_STRATEGY, LOCAL, convex_defaults
 
-STRATEGIES = ("keyword", "bm25", "dense", "hybrid", "hybrid-convex")
-HYBRID_STRATEGIES = ("hybrid", "hybrid-convex")
-DEFAULT_STRATEGY = "hybrid-convex"
-REQUIRED_INDEXES: dict[str, tuple[str, ...]] = {
-    "keyword": ("keyword",),
-    "bm25": ("bm25",),
-    "dense": ("dense",),
-    "hybrid": ("bm25", "dense"),
-    "hybrid-convex": ("bm25", "dense"),
-}
-"""The indexes a build must hold for each strategy."""
-
-# Chosen on the project's dev split (scripts/tune_retrieval.py; docs/BENCHMARKS.md): BM25 carries
-# more weight than the English-only embedding model on this bilingual corpus, and passages of an
-# article the question names are boosted.
-CONVEX_DEFAULTS: dict[str, Any] = {"weights": {"bm25": 0.6, "dense": 0.4}, "citation_boost": 1.0}
+STRATEGIES = LOCAL.names()
+"""The local backend's strategy names, in the order the API and the CLI list them."""
 
 
 def make_retriever(
@@ -43,43 +30,24 @@ def make_retriever(
     components: Mapping[str, Retriever] | None = None,
     **options: Any,
 ) -> Retriever:
-    """The retriever called ``name``; ``options`` go to the hybrids (rrf_k, weights, depth,
+    """The local retriever called ``name``; ``options`` go to the hybrids (rrf_k, weights, depth,
     language_boost, citation_boost). ``hybrid`` is reciprocal-rank fusion with equal weights;
-    ``hybrid-convex`` starts from :data:`CONVEX_DEFAULTS`.
+    ``hybrid-convex`` starts from :func:`convex_defaults` (by the build's embedding model).
 
+    ``encoder`` embeds queries (None: the model the build names, loaded on first use).
     ``query_language`` fixes the query stemmer ("pt"/"en"); None detects it per query.
     ``components`` lets a hybrid reuse existing ``bm25`` and ``dense`` retrievers (and so the
-    dense one's query-embedding cache) instead of making its own.
-
-    A build held by another backend (``build.backend``, e.g. Milvus) gets that backend's retrievers."""
-    if build.backend == "milvus":
-        from ..milvus.retrievers import make_milvus_retriever
-        from ..milvus.served import MilvusBuild
-
-        assert isinstance(build, MilvusBuild)
-        return make_milvus_retriever(name, build, encoder, query_language, components, **options)
-    if name == "keyword":
-        return KeywordRetriever(build, query_language)
-    if name == "bm25":
-        return BM25Retriever(build, query_language)
-    if name == "dense":
-        return DenseRetriever(build, encoder, query_language)
-    if name in HYBRID_STRATEGIES:
-        parts = dict(components or {"bm25": BM25Retriever(build), "dense": DenseRetriever(build, encoder)})
-        if name == "hybrid":
-            return HybridRetriever(build, parts, fusion="rrf", query_language=query_language, **options)
-        options = {**CONVEX_DEFAULTS, **options}
-        return HybridRetriever(build, parts, fusion="convex", query_language=query_language, **options)
-    raise UnknownStrategyError(f"unknown strategy {name!r}; valid strategies: {list(STRATEGIES)}")
+    dense one's query-embedding cache) instead of making its own."""
+    return LOCAL.make(name, build, encoder, query_language, components, **options)
 
 
 __all__ = [
     "CONVEX_DEFAULTS",
+    "CONVEX_WEIGHTS_BY_MODEL",
     "DEFAULT_STRATEGY",
     "FILTER_FIELDS",
-    "HYBRID_STRATEGIES",
+    "LOCAL",
     "MAX_K",
-    "REQUIRED_INDEXES",
     "STRATEGIES",
     "BM25Retriever",
     "ComponentScore",
@@ -90,5 +58,9 @@ __all__ = [
     "IndexRetriever",
     "KeywordRetriever",
     "Retriever",
+    "Strategy",
+    "StrategyRegistry",
+    "convex_defaults",
+    "encoder_for_build",
     "make_retriever",
 ]

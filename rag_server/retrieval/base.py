@@ -5,15 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..chunking import Passage, normalize_article
 from ..errors import EmptyQueryError, InvalidParameterError, UnknownFilterError
 from ..indexes import ScoredPassages
 from ..loader import IndexBuild
+from ..passage import Passage, normalize_article
 
 MAX_K = 100
 FILTER_FIELDS = ("language", "doc_type", "source", "article", "doc_id")
@@ -40,27 +39,6 @@ class Hit:
     @property
     def passage_id(self) -> str:
         return self.passage.id
-
-    def to_dict(self) -> dict[str, Any]:
-        p = self.passage
-        row: dict[str, Any] = {
-            "rank": self.rank,
-            "score": self.score,
-            "passage_id": p.id,
-            "doc_id": p.doc_id,
-            "title": p.title,
-            "source": p.source,
-            "article": p.article,
-            "provision": p.provision,
-            "citation": p.citation,
-            "language": p.language,
-            "doc_type": p.doc_type,
-            "section": p.section,
-            "text": p.text,
-        }
-        if self.components:
-            row["components"] = {k: {"rank": c.rank, "score": c.score} for k, c in self.components.items()}
-        return row
 
 
 def check_k(k: int) -> int:
@@ -137,11 +115,13 @@ class IndexRetriever(Retriever):
     """
 
     @abstractmethod
-    def _scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
-        """Rows of the top ``k`` passages allowed by ``mask`` and their scores, best first."""
+    def scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
+        """Rows of the top ``k`` passages allowed by ``mask`` and their scores, best first.
+        ``terms`` are the query's analysed terms (:meth:`query_terms`): a hybrid analyses the
+        query once and asks each component with them."""
 
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
-        return ranked_hits(self._scored(query, terms, k, mask), self.build.passages)
+        return ranked_hits(self.scored(query, terms, k, mask), self.build.passages)
 
 
 def ranked_hits(found: ScoredPassages, passages: Sequence[Passage]) -> list[Hit]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..analysis import fold
-from ..chunking import Passage
+from ..passage import Passage
 
 _ARTICLE = re.compile(r"\bart(?:igo|icle|s?\.)?s?\s*(\d{1,3})\s*(?:º|°|o\b)?(?:\s*-\s*([a-z])\b)?", re.IGNORECASE)
 _RESOLUTION = re.compile(r"\bres(?:olucao|olution|\.)?\s*(?:cd\s*/\s*anpd\s*)?(?:n[.ºo°]?\s*)?(\d{1,3})\s*/\s*(\d{4})")

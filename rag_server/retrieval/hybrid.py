@@ -21,35 +21,49 @@ an article or resolution the query names ("art. 18", "Res. CD/ANPD 15/2024"), se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from ..analysis import detect_language
-from ..chunking import Passage
 from ..errors import InvalidParameterError
 from ..loader import IndexBuild
+from ..passage import Passage
 from .base import MAX_K, ComponentScore, Hit, IndexRetriever, Retriever
 from .citations import cited_refs
 
 FUSIONS = ("rrf", "convex")
+Found = Mapping[str, list[tuple[int, float]]]
+"""Each component's (row, score) pairs, best first; rows index one list of passages."""
 
 
-class HybridRetriever(Retriever):
-    def __init__(
-        self,
-        build: IndexBuild,
-        components: Mapping[str, Retriever],
+@dataclass(frozen=True)
+class Fusion:
+    """How a hybrid fuses its components' lists into hits: checked once, and the same on every
+    backend (a Milvus hybrid fuses with this too, so weights and boosts mean the same there)."""
+
+    kind: str  # one of FUSIONS
+    rrf_k: float
+    weights: Mapping[str, float]  # by component name
+    depth: int  # how deep each component is searched before fusing
+    language_boost: float
+    citation_boost: float
+
+    @classmethod
+    def checked(
+        cls,
+        components: Iterable[str],
         fusion: str = "rrf",
         rrf_k: float = 60.0,
         weights: Mapping[str, float] | None = None,
         depth: int = MAX_K,
-        query_language: str | None = None,
         language_boost: float = 0.0,
         citation_boost: float = 0.0,
-    ) -> None:
-        super().__init__(build, query_language)
+    ) -> Fusion:
+        """The settings of a fusion of ``components``, or InvalidParameterError naming the bad one."""
+        names = list(components)
         if fusion not in FUSIONS:
             raise InvalidParameterError(f"unknown fusion {fusion!r}; choose one of {list(FUSIONS)}")
         if rrf_k <= 0:
@@ -58,30 +72,25 @@ class HybridRetriever(Retriever):
             raise InvalidParameterError("language_boost and citation_boost must be non-negative")
         if not 1 <= depth <= MAX_K:
             raise InvalidParameterError(f"depth must be from 1 to {MAX_K}")
-        weights = dict(weights or {})
-        unknown = set(weights) - set(components)
+        given = dict(weights or {})
+        unknown = set(given) - set(names)
         if unknown:
             raise InvalidParameterError(f"weights name unknown components {sorted(unknown)}")
-        self.weights = {name: float(weights.get(name, 1.0)) for name in components}
-        if any(w < 0 for w in self.weights.values()) or not any(self.weights.values()):
+        resolved = {name: float(given.get(name, 1.0)) for name in names}
+        if any(w < 0 for w in resolved.values()) or not any(resolved.values()):
             raise InvalidParameterError("weights must be non-negative and not all zero")
-        not_indexed = sorted(name for name, r in components.items() if not isinstance(r, IndexRetriever))
-        if not_indexed:
-            raise InvalidParameterError(f"hybrid components must rank with one index each: {not_indexed}")
-        self.components = {name: r for name, r in components.items() if isinstance(r, IndexRetriever)}
-        self.fusion = fusion
-        self.rrf_k = float(rrf_k)
-        self.depth = depth
-        self.language_boost = float(language_boost)
-        self.citation_boost = float(citation_boost)
-        self.name = "hybrid" if fusion == "rrf" else "hybrid-convex"
+        return cls(fusion, float(rrf_k), resolved, depth, float(language_boost), float(citation_boost))
 
-    def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
-        depth = max(k, self.depth)
-        found = {name: r._scored(query, terms, depth, mask).pairs() for name, r in self.components.items()}
-        passages = self.build.passages
-        fused = fuse(found, self.fusion, self.rrf_k, self.weights, passages)
-        factors = self._boosts(query)
+    @property
+    def strategy(self) -> str:
+        return "hybrid" if self.kind == "rrf" else "hybrid-convex"
+
+    def hits(
+        self, query: str, query_language: str | None, found: Found, passages: Sequence[Passage], k: int
+    ) -> list[Hit]:
+        """The top ``k`` of the fused lists, boosted, each hit with every component's rank and score."""
+        fused = fuse(found, self.kind, self.rrf_k, self.weights, passages)
+        factors = self._boosts(query, query_language)
         if factors:
             boosted = []
             for row, s in fused:
@@ -103,27 +112,47 @@ class HybridRetriever(Retriever):
             hits.append(Hit(rank=rank, score=float(score), passage=passages[row], components=components))
         return hits
 
-    def _boosts(self, query: str) -> list[tuple[Callable[[Passage], bool], float]]:
-        return boost_factors(query, self.query_language, self.language_boost, self.citation_boost)
+    def _boosts(self, query: str, query_language: str | None) -> list[tuple[Callable[[Passage], bool], float]]:
+        factors: list[tuple[Callable[[Passage], bool], float]] = []
+        if self.language_boost:
+            language = query_language or detect_language(query)
+            factors.append((lambda p: p.language == language, 1.0 + self.language_boost))
+        if self.citation_boost:
+            refs = cited_refs(query)
+            if refs:
+                factors.append((refs.matches, 1.0 + self.citation_boost))
+        return factors
 
 
-def boost_factors(
-    query: str, query_language: str | None, language_boost: float, citation_boost: float
-) -> list[tuple[Callable[[Passage], bool], float]]:
-    """(which passages, factor) for each boost that applies to ``query``."""
-    factors: list[tuple[Callable[[Passage], bool], float]] = []
-    if language_boost:
-        language = query_language or detect_language(query)
-        factors.append((lambda p: p.language == language, 1.0 + language_boost))
-    if citation_boost:
-        refs = cited_refs(query)
-        if refs:
-            factors.append((refs.matches, 1.0 + citation_boost))
-    return factors
+class HybridRetriever(Retriever):
+    def __init__(
+        self,
+        build: IndexBuild,
+        components: Mapping[str, Retriever],
+        fusion: str = "rrf",
+        rrf_k: float = 60.0,
+        weights: Mapping[str, float] | None = None,
+        depth: int = MAX_K,
+        query_language: str | None = None,
+        language_boost: float = 0.0,
+        citation_boost: float = 0.0,
+    ) -> None:
+        super().__init__(build, query_language)
+        self.fusion = Fusion.checked(components, fusion, rrf_k, weights, depth, language_boost, citation_boost)
+        not_indexed = sorted(name for name, r in components.items() if not isinstance(r, IndexRetriever))
+        if not_indexed:
+            raise InvalidParameterError(f"hybrid components must rank with one index each: {not_indexed}")
+        self.components = {name: r for name, r in components.items() if isinstance(r, IndexRetriever)}
+        self.name = self.fusion.strategy
+
+    def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
+        depth = max(k, self.fusion.depth)
+        found = {name: r.scored(query, terms, depth, mask).pairs() for name, r in self.components.items()}
+        return self.fusion.hits(query, self.query_language, found, self.build.passages, k)
 
 
 def fuse(
-    found: Mapping[str, list[tuple[int, float]]],
+    found: Found,
     fusion: str,
     rrf_k: float,
     weights: Mapping[str, float],

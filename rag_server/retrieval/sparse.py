@@ -21,7 +21,7 @@ class _PostingsRetriever(IndexRetriever):
             raise IndexLoadError(build.path / self.name, f"this build has no {self.name} index")
         self.index = index
 
-    def _scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
+    def scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
         return self.index.search(terms, k, mask)
 
 

@@ -3,7 +3,7 @@
 Each rung predicts the same characters, so their bits per character compare directly. The
 held-out text is the answers of validation examples: passages held out of the generator's
 training (``split_passages`` with the training seed), each example a question, a context and the
-one context sentence that answers it (``rag_server/generator/data.py``). A rung pays, in bits,
+one context sentence that answers it (``rag_server/generator/examples.py``). A rung pays, in bits,
 for every character of `` <answer>\\n``.
 
 1. Word bigram (lesson 1, made a proper model). Text is split into tokens — words, runs of
@@ -42,7 +42,7 @@ from rag_server.errors import CorpusError, ModelError
 
 if TYPE_CHECKING:
     from rag_server.generator import Generator
-    from rag_server.generator.data import Example
+    from rag_server.generator.examples import Example
 
 CORPUS_DIR = Path("corpus")
 CHECKPOINT = Path(__file__).resolve().parent.parent / "generator" / "checkpoints" / "generator.pt"
@@ -134,7 +134,7 @@ class CharBigram:
 
 def generator_bits(gen: Generator, examples: Sequence[Example]) -> float:
     """Bits per answer character of ``gen`` on ``examples``."""
-    from rag_server.generator.data import answer_nats
+    from rag_server.generator.batches import answer_nats
 
     return answer_nats(gen.model, examples, gen.vocab)[0] / math.log(2)
 
@@ -143,7 +143,7 @@ def ladder(
     corpus: Path = CORPUS_DIR, checkpoint: Path | None = CHECKPOINT, examples: int = EXAMPLES, seed: int = SEED
 ) -> tuple[list[Rung], int]:
     """The rungs (a generator rung only when ``checkpoint`` exists) and the number of characters scored."""
-    from rag_server.generator.data import (
+    from rag_server.generator.examples import (
         ANSWER_PREFIX,
         STOP,
         ExampleBuilder,
@@ -193,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for rung in rungs:
         print(f"{rung.name:>12}: {rung.bits_per_char:.3f} bits/char ({rung.bits_per_char / base:.3f}x the char bigram)")
     if len(rungs) < 3:
-        print(f"(no generator checkpoint at {args.checkpoint}: train one with scripts/train_generator.py)")
+        print(f"(no generator checkpoint at {args.checkpoint}: train one with rag-server train)")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,12 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 from typing import NamedTuple
 
-import keras
+from ..errors import MissingDependencyError
+
+try:
+    import keras
+except ImportError as exc:  # the lessons' extra
+    raise MissingDependencyError("keras", "teaching") from exc
 
 
 class ForwardPass(NamedTuple):

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from rag_server.devserver import free_port
+from .devserver import free_port
 
 
 class MilvusLiteServer:

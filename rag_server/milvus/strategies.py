@@ -1,0 +1,86 @@
+"""The strategies of the Milvus backend (:data:`MILVUS`), under the local backend's names so the
+API, the CLI and the evaluation runner take either: ``bm25``, ``dense``, ``hybrid`` and
+``hybrid-convex``. ``keyword`` has no Milvus counterpart; ``/v1/strategies`` lists it as not
+available, and asking for it is an unknown strategy naming the ones served."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from ..embedding import Encoder
+from ..errors import IndexLoadError
+from ..loader import IndexBuild
+from ..retrieval import LOCAL, Retriever, Strategy, StrategyRegistry, convex_defaults, encoder_for_build
+from .retrievers import MilvusBM25Retriever, MilvusDenseRetriever, MilvusHybridRetriever, MilvusNativeHybridRetriever
+from .served import MilvusBuild
+
+
+def _milvus(build: IndexBuild) -> MilvusBuild:
+    if not isinstance(build, MilvusBuild):  # a local build given to this registry: its indexes are files
+        raise IndexLoadError(build.path, f"a {build.backend} build; Milvus strategies rank builds held in Milvus")
+    return build
+
+
+def _bm25(
+    build: IndexBuild,
+    encoder: Encoder | None,
+    query_language: str | None,
+    components: Mapping[str, Retriever],
+    **_: Any,
+) -> Retriever:
+    return MilvusBM25Retriever(_milvus(build), query_language)
+
+
+def _dense(
+    build: IndexBuild,
+    encoder: Encoder | None,
+    query_language: str | None,
+    components: Mapping[str, Retriever],
+    **_: Any,
+) -> Retriever:
+    return MilvusDenseRetriever(_milvus(build), encoder or encoder_for_build(build), query_language)
+
+
+def _rrf(
+    build: IndexBuild,
+    encoder: Encoder | None,
+    query_language: str | None,
+    components: Mapping[str, Retriever],
+    native: bool = False,
+    **options: Any,
+) -> Retriever:
+    """Reciprocal-rank fusion done here; ``native``: by Milvus's ``hybrid_search`` (compared in
+    scripts/bench_milvus.py, not served: it has no component scores and no boosts)."""
+    dense = components["dense"]
+    if native and isinstance(dense, MilvusDenseRetriever):
+        return MilvusNativeHybridRetriever(_milvus(build), dense, **options)
+    return MilvusHybridRetriever(_milvus(build), components, fusion="rrf", query_language=query_language, **options)
+
+
+def _convex(
+    build: IndexBuild,
+    encoder: Encoder | None,
+    query_language: str | None,
+    components: Mapping[str, Retriever],
+    **options: Any,
+) -> Retriever:
+    """Convex fusion from the same per-model defaults as the local backend (:func:`convex_defaults`)."""
+    options = {**convex_defaults(build), **options}
+    return MilvusHybridRetriever(_milvus(build), components, fusion="convex", query_language=query_language, **options)
+
+
+MILVUS = StrategyRegistry(default=LOCAL.default, backend="milvus")
+"""The strategies served from a Milvus collection (the build the alias names)."""
+
+for _strategy in (
+    Strategy("bm25", "Okapi BM25 computed by Milvus over the project's analysed terms", _bm25, ("bm25",)),
+    Strategy(
+        "dense", "inner product of the build's embeddings, HNSW in Milvus", _dense, ("dense",), needs_encoder=True
+    ),
+    # The same fusions as locally (rag_server.retrieval.hybrid.Fusion): the same descriptions.
+    replace(LOCAL.get("hybrid"), factory=_rrf),
+    replace(LOCAL.get("hybrid-convex"), factory=_convex),
+):
+    MILVUS.register(_strategy)
