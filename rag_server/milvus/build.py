@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +56,14 @@ from .schema import (
 
 INSERT_BATCH = 1000  # rows per insert call: a few MB per gRPC message with 384-d vectors
 MIN_KEEP = 2  # the new collection and the one replicas may still be reading until they follow the alias
+
+
+class Rows(NamedTuple):
+    """What a build writes, one row per passage: the passage, its analysed terms, its vector."""
+
+    passages: Sequence[Passage]
+    terms: Sequence[list[str]]
+    vectors: npt.NDArray[np.float32]
 
 
 @dataclass
@@ -124,9 +132,10 @@ def build_into_milvus(
                 ),
             ),
         )
-        timed("insert", lambda: _insert(conn, name, passages, terms, vectors, hook))
+        rows = Rows(passages, terms, vectors)
+        timed("insert", lambda: _insert(conn, name, rows, hook))
         timed("flush", lambda: conn.call("flush", lambda: client.flush(name, timeout=timeout)))
-        timed("verify", lambda: verify(conn, name, passages, terms, vectors))
+        timed("verify", lambda: verify(conn, name, rows))
         timed("terms", lambda: _write_terms(conn, term_table, terms))
         manifest: dict[str, Any] = {
             "format_version": MANIFEST_VERSION,
@@ -171,14 +180,8 @@ def build_into_milvus(
     return MilvusBuildResult(build_id, name, manifest, encoded)
 
 
-def _insert(
-    conn: MilvusConnection,
-    name: str,
-    passages: Sequence[Passage],
-    terms: Sequence[list[str]],
-    vectors: npt.NDArray[np.float32],
-    hook: Callable[[str], None],
-) -> None:
+def _insert(conn: MilvusConnection, name: str, rows: Rows, hook: Callable[[str], None]) -> None:
+    passages, terms, vectors = rows
     timeout = conn.settings.timeout_s
     for start in range(0, len(passages), INSERT_BATCH):
         batch = []
@@ -215,14 +218,9 @@ def _write_terms(conn: MilvusConnection, table: str, terms: Sequence[list[str]])
     conn.call("flush terms", partial(client.flush, table, timeout=timeout))
 
 
-def verify(
-    conn: MilvusConnection,
-    name: str,
-    passages: Sequence[Passage],
-    terms: Sequence[list[str]],
-    vectors: npt.NDArray[np.float32],
-) -> None:
+def verify(conn: MilvusConnection, name: str, rows: Rows) -> None:
     """Row count equals the passages, and a probe finds a known passage by BM25 and by vector."""
+    passages, terms, vectors = rows
     client, timeout = conn.client, conn.settings.timeout_s
     counted = conn.call(
         "count rows", lambda: client.query(name, filter="", output_fields=["count(*)"], timeout=timeout)

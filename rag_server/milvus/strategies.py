@@ -13,6 +13,7 @@ from ..embedding import Encoder
 from ..errors import IndexLoadError
 from ..loader import IndexBuild
 from ..retrieval import LOCAL, Retriever, Strategy, StrategyRegistry, convex_defaults, encoder_for_build
+from ..retrieval.registry import RetrieverFactory
 from .retrievers import MilvusBM25Retriever, MilvusDenseRetriever, MilvusHybridRetriever, MilvusNativeHybridRetriever
 from .served import MilvusBuild
 
@@ -23,64 +24,51 @@ def _milvus(build: IndexBuild) -> MilvusBuild:
     return build
 
 
-def _bm25(
-    build: IndexBuild,
-    encoder: Encoder | None,
-    query_language: str | None,
-    components: Mapping[str, Retriever],
-    **_: Any,
-) -> Retriever:
-    return MilvusBM25Retriever(_milvus(build), query_language)
+def _fused(fusion: str) -> RetrieverFactory:
+    """The factory of a hybrid that searches bm25 and dense in Milvus and fuses them here with
+    ``fusion`` ("rrf"; or "convex", from the same per-model defaults as the local backend)."""
 
+    def make(
+        build: IndexBuild,
+        encoder: Encoder | None,
+        query_language: str | None,
+        components: Mapping[str, Retriever],
+        native: bool = False,
+        **options: Any,
+    ) -> Retriever:
+        """``native``: RRF done by Milvus's ``hybrid_search`` instead (compared in
+        scripts/bench_milvus.py, not served: it has no component scores and no boosts)."""
+        dense = components["dense"]
+        if native and fusion == "rrf" and isinstance(dense, MilvusDenseRetriever):
+            return MilvusNativeHybridRetriever(_milvus(build), dense, **options)
+        if fusion == "convex":
+            options = {**convex_defaults(build), **options}
+        return MilvusHybridRetriever(_milvus(build), components, fusion, query_language, **options)
 
-def _dense(
-    build: IndexBuild,
-    encoder: Encoder | None,
-    query_language: str | None,
-    components: Mapping[str, Retriever],
-    **_: Any,
-) -> Retriever:
-    return MilvusDenseRetriever(_milvus(build), encoder or encoder_for_build(build), query_language)
-
-
-def _rrf(
-    build: IndexBuild,
-    encoder: Encoder | None,
-    query_language: str | None,
-    components: Mapping[str, Retriever],
-    native: bool = False,
-    **options: Any,
-) -> Retriever:
-    """Reciprocal-rank fusion done here; ``native``: by Milvus's ``hybrid_search`` (compared in
-    scripts/bench_milvus.py, not served: it has no component scores and no boosts)."""
-    dense = components["dense"]
-    if native and isinstance(dense, MilvusDenseRetriever):
-        return MilvusNativeHybridRetriever(_milvus(build), dense, **options)
-    return MilvusHybridRetriever(_milvus(build), components, fusion="rrf", query_language=query_language, **options)
-
-
-def _convex(
-    build: IndexBuild,
-    encoder: Encoder | None,
-    query_language: str | None,
-    components: Mapping[str, Retriever],
-    **options: Any,
-) -> Retriever:
-    """Convex fusion from the same per-model defaults as the local backend (:func:`convex_defaults`)."""
-    options = {**convex_defaults(build), **options}
-    return MilvusHybridRetriever(_milvus(build), components, fusion="convex", query_language=query_language, **options)
+    return make
 
 
 MILVUS = StrategyRegistry(default=LOCAL.default, backend="milvus")
 """The strategies served from a Milvus collection (the build the alias names)."""
 
 for _strategy in (
-    Strategy("bm25", "Okapi BM25 computed by Milvus over the project's analysed terms", _bm25, ("bm25",)),
     Strategy(
-        "dense", "inner product of the build's embeddings, HNSW in Milvus", _dense, ("dense",), needs_encoder=True
+        "bm25",
+        "Okapi BM25 computed by Milvus over the project's analysed terms",
+        lambda build, encoder, query_language, components, **_: MilvusBM25Retriever(_milvus(build), query_language),
+        ("bm25",),
     ),
-    # The same fusions as locally (rag_server.retrieval.hybrid.Fusion): the same descriptions.
-    replace(LOCAL.get("hybrid"), factory=_rrf),
-    replace(LOCAL.get("hybrid-convex"), factory=_convex),
+    Strategy(
+        "dense",
+        "inner product of the build's embeddings, HNSW in Milvus",
+        lambda build, encoder, query_language, components, **_: MilvusDenseRetriever(
+            _milvus(build), encoder or encoder_for_build(build), query_language
+        ),
+        ("dense",),
+        needs_encoder=True,
+    ),
+    # The same fusions as locally (rag_server.retrieval.hybrid.Fusion), so the same descriptions.
+    replace(LOCAL.get("hybrid"), factory=_fused("rrf")),
+    replace(LOCAL.get("hybrid-convex"), factory=_fused("convex")),
 ):
     MILVUS.register(_strategy)
