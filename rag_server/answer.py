@@ -9,6 +9,12 @@ therefore starts with the first words of the chosen sentence — the shortest ru
 completes it: it copies the rest of that sentence and stops at the line end. The answer is the
 pointer plus the completion, and always starts where a sentence starts.
 
+A second sentence. The ranking's first sentence holds the fact for about half of the answer set's
+questions, its first two for about two thirds (docs/BENCHMARKS.md). When the runner-up scores
+within ``RUNNER_UP_MARGIN`` of the best — the ranker is unsure between them — the answer goes on
+with it, pointed and checked the same way, so that it carries both and cites each. A clear winner
+answers alone.
+
 Endings. A completion that reached ``max_new_chars`` without its stop character is cut at its
 last word boundary and ends with "…", never mid-word. An answer that does not follow the
 sentence it was pointed to (the generator ended it early, say) is pointed again with half the
@@ -17,13 +23,23 @@ sentence, then replaced by the sentence itself: a fragment is never shown.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .prompt import Citation, ContextLine, Prompt
+
+if TYPE_CHECKING:  # annotations only
+    from .evidence import EvidenceSentence
 
 POINTER_MIN_CHARS = 12
 """Shortest pointer: a couple of words, enough for the copy to find its sentence."""
 ELLIPSIS = "…"
+RUNNER_UP_MARGIN = 1.0
+"""Largest score gap (in the evidence ranking's logit units) at which the runner-up sentence joins
+the answer: within 1.0, it is at least e^-1 ≈ 0.37 times as likely as the best to hold the fact.
+Chosen on the answer set's dev split (docs/BENCHMARKS.md): most of the gain of always answering
+with two sentences, at about 1.6 sentences an answer."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,21 @@ class AnswerSource:
     start: int
     end: int
     text: str
+
+
+@dataclass(frozen=True)
+class AnswerPart:
+    """One sentence of an answer as shown, the context sentence it came from (None: an answer the
+    generator composed), and whether it quotes that sentence instead of the generator's text."""
+
+    text: str
+    source: AnswerSource | None
+    quoted: bool
+
+
+def cited(parts: Sequence[AnswerPart]) -> str:
+    """The answer with each sentence followed by its citation number: "… [1] … [3]"."""
+    return " ".join(f"{p.text} [{p.source.number}]" if p.source else p.text for p in parts)
 
 
 def pointer(lines: list[ContextLine], index: int = 0) -> str:
@@ -95,3 +126,23 @@ def _common_prefix(a: str, b: str) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+def close_runner_up(ranked: Sequence[EvidenceSentence], margin: float | None) -> bool:
+    """Whether the sentence ranked second scores within ``margin`` of the first (None: never)."""
+    return margin is not None and len(ranked) >= 2 and ranked[0].score - ranked[1].score < margin
+
+
+def runner_up(prompt: Prompt, ranked: Sequence[EvidenceSentence], margin: float | None) -> int | None:
+    """The index in ``prompt.lines`` of the sentence ranked second when it scores within
+    ``margin`` of the first (and the prompt holds both), else None; ``margin`` None: never."""
+    if not close_runner_up(ranked, margin) or len(prompt.lines) < 2:
+        return None
+    best, second = ranked[0], ranked[1]
+    first = prompt.lines[0]
+    if first.span != best.span or prompt.citations[first.number - 1].passage_id != best.passage.id:
+        return None  # the best sentence did not fit the prompt: nothing to add to
+    for index, line in enumerate(prompt.lines[1:], start=1):
+        if line.span == second.span and prompt.citations[line.number - 1].passage_id == second.passage.id:
+            return index
+    return None

@@ -149,8 +149,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if result.message:
         print(f"Note: {result.message}")
     if result.answer:
-        cited = f" [{result.source.number}]" if result.source else ""
-        print(f"Answer: {result.answer}{cited}")
+        print(f"Answer: {result.cited_answer}")
     if result.citations:
         print("Citations:")
         for c in result.citations:
@@ -160,6 +159,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_eval_answers(args: argparse.Namespace) -> int:
     """Ask the answer set's questions through the pipeline and report where the facts got to."""
+    from .answer import RUNNER_UP_MARGIN
     from .evaluation.answers import load_answer_questions, markdown, run_answers, save_records, summarize
     from .generator import load_generator
     from .pipeline import RagPipeline
@@ -172,6 +172,7 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
         generator=load_generator(args.checkpoint),
         support_threshold=args.support_threshold,  # None: calibrated for the build's model, as the server
         point=not args.no_point,
+        runner_up_margin=None if args.one_sentence else RUNNER_UP_MARGIN,
         threads=args.settings.torch_threads,
     )
     if args.tune:
@@ -191,7 +192,8 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
     records = run_answers(pipeline, questions, strategy=args.strategy, k=args.k)
     summary = summarize(records)
     print(markdown(summary))
-    stem = args.name or f"answers-{args.split}{'-nopoint' if args.no_point else ''}"
+    suffix = ("-nopoint" if args.no_point else "") + ("-one" if args.one_sentence else "")
+    stem = args.name or f"answers-{args.split}{suffix}"
     print(f"\nwrote {save_records(records, summary, Path(args.out) / f'{stem}.json')}")
     return 0
 
@@ -325,6 +327,7 @@ def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     e.add_argument("-k", type=int, default=None, help="passages whose sentences compete (default: as /v1/ask)")
     e.add_argument("--checkpoint", default=None, help="generator checkpoint (default: packaged); none = quote")
     e.add_argument("--no-point", action="store_true", help="let the generator choose the sentence (no pointer)")
+    e.add_argument("--one-sentence", action="store_true", help="never add the runner-up sentence to an answer")
     e.add_argument("--support-threshold", type=float, default=None, help="default: as the server")
     e.add_argument("--tune", action="store_true", help="search the evidence weights on this split (no answers)")
     e.add_argument("--questions", default=str(Path(__file__).parent / "evaluation" / "answers.jsonl"))

@@ -21,13 +21,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .answer import AnswerSource, clean_ending, follows, locate, pointer
+from .answer import (
+    ELLIPSIS,
+    RUNNER_UP_MARGIN,
+    AnswerPart,
+    AnswerSource,
+    cited,
+    clean_ending,
+    close_runner_up,
+    follows,
+    locate,
+    pointer,
+    runner_up,
+)
 from .backends import registry_for
 from .catalog import BuildLease, IndexCatalog
 from .embedding import DEFAULT_MODEL, Encoder, encoder_mismatch
 from .evidence import EvidenceSentence, EvidenceWeights, SentenceRanker, okapi_idf
 from .loader import IndexBuild
-from .prompt import DEFAULT_BUDGET, Citation, build_prompt, frame_size, one_line
+from .prompt import DEFAULT_BUDGET, Citation, Prompt, build_prompt, frame_size, one_line
 from .retrieval import Hit, Retriever, StrategyRegistry, encoder_for_build
 from .retrieval.base import Filters
 from .servable import check_servable, open_build, open_servable
@@ -37,8 +49,9 @@ if TYPE_CHECKING:
 
 DEFAULT_ASK_K = 5
 """Passages whose sentences compete for the prompt when the caller gives no k."""
-DEFAULT_MAX_NEW_CHARS = 320
-"""Longest answer by default: nine in ten evidence sentences of the corpus are shorter."""
+DEFAULT_MAX_NEW_CHARS = 640
+"""Longest answer by default: two sentences (rag_server.answer), and nine in ten evidence
+sentences of the corpus are shorter than half of it."""
 SENTENCE_CACHE_SIZE = 20_000
 """Sentence vectors kept per build (a few MB): the same passages come back for related questions."""
 
@@ -88,6 +101,17 @@ class AskResult:
     generator_id: str | None
     timings_ms: dict[str, float]
     question_truncated: bool = False  # the prompt holds only the question's start (fit_question)
+    parts: list[AnswerPart] = field(default_factory=list)  # the answer's sentences and where each came from
+
+    @property
+    def sources(self) -> list[AnswerSource]:
+        """The context sentence of each answer sentence, in answer order."""
+        return [part.source for part in self.parts if part.source is not None]
+
+    @property
+    def cited_answer(self) -> str:
+        """The answer with each sentence's citation number after it: "… [1] … [3]"."""
+        return cited(self.parts)
 
 
 def fit_question(question: str, budget: int, reserve: int = 0) -> tuple[str, bool]:
@@ -131,6 +155,7 @@ class RagPipeline:
         prompt_budget: int = DEFAULT_BUDGET,
         evidence_weights: EvidenceWeights | None = None,
         point: bool = True,
+        runner_up_margin: float | None = RUNNER_UP_MARGIN,
         serving: bool = False,
         threads: int | None = None,
         registry: StrategyRegistry | None = None,
@@ -157,6 +182,7 @@ class RagPipeline:
         self.prompt_budget = prompt_budget
         self.evidence_weights = evidence_weights or EvidenceWeights()
         self.point = point  # start the answer with the best sentence's first words (rag_server.answer)
+        self.runner_up_margin = runner_up_margin  # None: one-sentence answers
         self.serving = serving
         self._catalog = IndexCatalog(self.index_root)
         self._lock = threading.Lock()  # serialises retriever creation and reloads, not queries
@@ -328,21 +354,23 @@ class RagPipeline:
                 state.ranker = ranker
         return state.ranker
 
-    def _window(self, question: str, ranked: Sequence[EvidenceSentence], max_new_chars: int) -> tuple[int, int, int]:
-        """(answer room, prompt budget, room kept for the best sentence's line) in the generator's
-        window. The answer gets what the best sentence needs (it is copied whole), up to
+    def _window(self, question: str, targets: Sequence[EvidenceSentence], max_new_chars: int) -> tuple[int, int, int]:
+        """(answer room, prompt budget, room kept for the target sentences' lines) in the
+        generator's window. ``targets`` are the sentences the answer will copy (the best, and the
+        runner-up when it joins the answer), which lead the evidence order. The answer gets what
+        the longest of them needs (each is copied whole by its own completion), up to
         ``max_new_chars``; the prompt gets the rest, but never less than two thirds of the window
-        nor less than the best sentence's line with the question (counted up to a quarter of the
-        window: a longer one is cut by ``fit_question``), so the sentence the answer is pointed to
-        is always in it. When prompt and answer together overflow the window, the generator drops
-        the prompt's first characters (the question) while it copies the end of a long sentence."""
+        nor less than the targets' lines with the question (counted up to a quarter of the
+        window: a longer one is cut by ``fit_question``), so the sentences the answer is pointed
+        to are always in it. When prompt and answer together overflow the window, the generator
+        drops the prompt's first characters (the question) while it copies the end of a long
+        sentence."""
         block = self.generator.block_size  # type: ignore[union-attr]
-        best = ranked[0] if ranked else None
-        room = max(1, min(max_new_chars, len(best.text) + 1) if best is not None else max_new_chars)
+        longest = max((len(t.text) for t in targets), default=None)
+        room = max(1, min(max_new_chars, longest + 1) if longest is not None else max_new_chars)
         budget = min(self.prompt_budget, block - 1 - min(room, block // 3))
-        reserve = 0
-        if best is not None:
-            reserve = len(f"[1] ({one_line(best.passage.citation)}) {best.text}") + 1
+        reserve = sum(len(f"[{n}] ({one_line(t.passage.citation)}) {t.text}") + 1 for n, t in enumerate(targets, 1))
+        if targets:
             needed = frame_size("") + min(len(one_line(question)), block // 4) + reserve
             budget = max(budget, min(needed, block - 1))
         return room, budget, reserve
@@ -369,58 +397,74 @@ class RagPipeline:
         timings["evidence"] = (time.perf_counter() - start) * 1000
 
         start = time.perf_counter()
-        budget = self.prompt_budget
+        budget, room, reserve = self.prompt_budget, max_new_chars, 0
         if self.generator is not None:
-            max_new_chars, budget, reserve = self._window(question, ranked, max_new_chars)
-        else:
-            reserve = 0
+            targets = ranked[: 2 if close_runner_up(ranked, self.runner_up_margin) else 1]
+            room, budget, reserve = self._window(question, targets, max_new_chars)
         prompt_question, question_truncated = fit_question(question, budget, reserve)
         prompt = build_prompt(prompt_question, hits, budget, evidence=[(e.passage, e.span) for e in ranked])
         timings["prompt"] = (time.perf_counter() - start) * 1000
 
         supported = bool(hits) and self.evidence(question, hits, state) >= self.threshold(state)
         start = time.perf_counter()
-        answer = ""
+        parts: list[tuple[str, bool]] = []  # (answer sentence as shown, quoted)
         message: str | None = None
-        quoted = False
         if not supported:
             message = "The indexed documents do not contain enough evidence to answer this question."
         elif not prompt.lines:
             message = "No sentence of the retrieved passages fits the prompt."
         elif self.generator is not None and not self.point:
-            answer = self._complete(prompt.text, "", max_new_chars, temperature, seed)
-        elif self.generator is not None:
-            target = prompt.lines[0].text
-            for opening in (pointer(prompt.lines), _half(target)):
-                answer = self._complete(prompt.text, opening, max_new_chars, temperature, seed)
-                if follows(answer, target):
-                    break
-            else:
-                # Pointed twice, the generator still left the sentence (e.g. it ended it after the
-                # pointer): quote the sentence rather than show a fragment.
-                answer, quoted = target, True
-                message = "The generator did not follow its evidence; the answer quotes the best evidence sentence."
+            parts.append((self._complete(prompt.text, "", room, temperature, seed), False))
         else:
-            # No trained generator is loaded: answer with the best evidence sentence, verbatim.
-            answer, quoted = prompt.lines[0].text, True
-            message = "No generator checkpoint is loaded; the answer is the best evidence sentence, quoted."
+            parts.append(self._answer_sentence(prompt, 0, room, temperature, seed))
+            second = runner_up(prompt, ranked, self.runner_up_margin)
+            left = max_new_chars - len(parts[0][0]) - 1  # the caller's cap is on the whole answer
+            # A second sentence only goes in whole, after a first one that was not cut.
+            if second is not None and not parts[0][0].endswith(ELLIPSIS) and len(prompt.lines[second].text) < left:
+                # One try: a second sentence must not double the time of an answer.
+                parts.append(self._answer_sentence(prompt, second, left, temperature, seed, tries=1))
+            if any(quoted for _, quoted in parts):
+                message = (
+                    "The generator did not follow its evidence; the answer quotes the best evidence sentence."
+                    if self.generator is not None
+                    else "No generator checkpoint is loaded; the answer is the best evidence sentence, quoted."
+                )
         timings["generate"] = (time.perf_counter() - start) * 1000
+        answer = [AnswerPart(text, locate(text, prompt), quoted) for text, quoted in parts]
+        sources = [part.source for part in answer if part.source is not None]
         return AskResult(
-            answer=answer,
+            answer=" ".join(part.text for part in answer),
             supported=supported,
             message=message,
             citations=prompt.citations,
             hits=hits,
             prompt=prompt.text,
-            source=locate(answer, prompt) if answer else None,
-            quoted=quoted,
+            source=sources[0] if sources else None,
+            quoted=any(quoted for _, quoted in parts),
             evidence=ranked,
             strategy=retriever.name or str(strategy),
             build_id=state.build.build_id,
             generator_id=getattr(self.generator, "checkpoint_id", None),
             timings_ms=timings,
             question_truncated=question_truncated,
+            parts=answer,
         )
+
+    def _answer_sentence(
+        self, prompt: Prompt, index: int, max_new_chars: int, temperature: float, seed: int | None, tries: int = 2
+    ) -> tuple[str, bool]:
+        """The answer sentence copied from context line ``index`` and whether it is quoted: the
+        generator pointed at it (up to ``tries`` times, with a longer opening the second time), or
+        the sentence itself, verbatim, when there is no generator or it left the sentence (a
+        fragment is never shown)."""
+        target = prompt.lines[index].text
+        if self.generator is None:
+            return target, True
+        for opening in (pointer(prompt.lines, index), _half(target))[:tries]:
+            text = self._complete(prompt.text, opening, max_new_chars, temperature, seed)
+            if follows(text, target):
+                return text, False
+        return target, True
 
     def threshold(self, state: _Served | None = None) -> float:
         """The evidence an answer needs: the configured threshold, else the one calibrated for

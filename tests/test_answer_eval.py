@@ -102,6 +102,12 @@ def test_judge_and_summary() -> None:
     refused = judge(fact, result("", supported=False), 30.0)  # type: ignore[arg-type]
     assert refused.refused and not refused.fact_in_answer and not refused.clean_end
 
+    assert good.sentences == 1  # an AskResult without parts: one sentence when it answers
+    parts = [SimpleNamespace(text="O prazo é de três dias úteis."), SimpleNamespace(text="Outra regra.")]
+    two = judge(fact, SimpleNamespace(**vars(result("O prazo é de três dias úteis. Outra regra.")), parts=parts), 5.0)  # type: ignore[arg-type]
+    assert two.sentences == 2 and two.fact_in_answer
+    assert summarize([good, two])["all"]["sentences_per_answer"] == 1.5
+
     summary = summarize([good, cut, refused])
     assert summary["all"]["n"] == 3 and summary["pt"]["fact_in_answer"] == pytest.approx(2 / 3)
     assert summary["all"]["clean_end"] == pytest.approx(1 / 3) and summary["all"]["clean_end_answered"] == 0.5

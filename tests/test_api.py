@@ -57,6 +57,7 @@ def test_ask_answers_with_citations_and_prompt(client) -> None:  # type: ignore[
     assert source["number"] == 1 and source["passage_id"] == first["passage_id"]
     assert first["text"][source["start"] : source["end"]] == source["sentence"] == body["answer"]
     assert {"start": source["start"], "end": source["end"]} == first["sentences"][0]
+    assert body["sources"] == [source]  # a clear winner: one answer sentence, one source
     assert body["prompt"].startswith("Question: Em quanto tempo") and body["prompt"].endswith("Answer:")
     assert f"[1] ({first['citation']}) {body['answer']}" == body["prompt"].split("\n")[2]
     assert set(body["timings_ms"]) == {"retrieve", "evidence", "prompt", "generate"}

@@ -237,7 +237,9 @@ def test_the_pipeline_points_the_generator_and_checks_it_followed(built, tmp_pat
 
     question = "Em quanto tempo comunicar um incidente?"
     good = CopyingGenerator()
-    pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, generator=good, support_threshold=0.0)
+    pipeline = RagPipeline(
+        tmp_path / "indexes", encoder=fake_encoder, generator=good, support_threshold=0.0, runner_up_margin=None
+    )
     result = pipeline.ask(question, filters={"language": "pt"})
     assert result.source is not None and result.answer == result.source.text and result.message is None
     assert result.source.number == 1 and len(good.prompts) == 1 and not result.quoted
@@ -246,9 +248,62 @@ def test_the_pipeline_points_the_generator_and_checks_it_followed(built, tmp_pat
     )
 
     broken = CopyingGenerator(broken=True)
-    pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, generator=broken, support_threshold=0.0)
+    pipeline = RagPipeline(
+        tmp_path / "indexes", encoder=fake_encoder, generator=broken, support_threshold=0.0, runner_up_margin=None
+    )
     quoted = pipeline.ask(question, filters={"language": "pt"})
     assert len(broken.prompts) == 2  # pointed again with a longer opening, then quoted
     assert len(broken.prompts[1]) > len(broken.prompts[0])
     assert quoted.answer == result.answer and quoted.message and "did not follow" in quoted.message
     assert quoted.quoted
+
+
+# ----------------------------------------------------------------------------- a second sentence
+
+
+def test_a_close_runner_up_joins_the_answer_and_cites_its_own_passage() -> None:
+    from rag_server.answer import close_runner_up, runner_up
+
+    question = "Qual o prazo e qual a multa?"
+    ranked = ranker().rank(question, hits(INCIDENT, FINES))
+    prompt = build_prompt(question, hits(INCIDENT, FINES), evidence=[(e.passage, e.span) for e in ranked])
+    gap = ranked[0].score - ranked[1].score
+    assert gap > 0
+    assert runner_up(prompt, ranked, gap + 0.01) == 1 and close_runner_up(ranked, gap + 0.01)
+    assert runner_up(prompt, ranked, gap) is None and not close_runner_up(ranked, gap)  # a clear winner answers alone
+    assert runner_up(prompt, ranked, None) is None
+    # The best sentence did not make it into the prompt: nothing to add a runner-up to.
+    later = build_prompt(question, hits(INCIDENT, FINES), evidence=[(e.passage, e.span) for e in ranked[1:]])
+    assert runner_up(later, ranked, 100.0) is None
+
+
+def test_the_pipeline_answers_with_two_sentences_when_the_ranking_is_unsure(  # type: ignore[no-untyped-def]
+    built, tmp_path, fake_encoder
+) -> None:
+    from rag_server.pipeline import RagPipeline
+
+    question = "Em quanto tempo comunicar um incidente?"
+
+    def ask(margin: float | None, generator: object | None, **options: object):  # type: ignore[no-untyped-def]
+        pipeline = RagPipeline(
+            tmp_path / "indexes",
+            encoder=fake_encoder,
+            generator=generator,
+            support_threshold=0.0,
+            runner_up_margin=margin,
+        )
+        return pipeline.ask(question, filters={"language": "pt"}, **options)
+
+    for generator in (CopyingGenerator(), None):  # pointed copies, and quoted sentences without a generator
+        one, two = ask(None, generator), ask(1e9, generator)
+        assert len(one.parts) == 1 and len(two.parts) == 2
+        first, second = two.parts
+        assert two.answer == f"{first.text} {second.text}" and first.text == one.answer
+        assert two.evidence[1].text == second.text and second.source is not None
+        assert [s.number for s in two.sources] == [first.source.number, second.source.number]  # type: ignore[union-attr]
+        assert two.cited_answer == f"{first.text} [{first.source.number}] {second.text} [{second.source.number}]"  # type: ignore[union-attr]
+        cited = two.citations[second.source.number - 1]
+        assert cited.text[second.source.start : second.source.end] == second.text
+        # The caller's length cap is on the whole answer: no room, no second sentence (never a cut one).
+        capped = ask(1e9, generator, max_new_chars=len(one.answer) + 5)
+        assert capped.answer == one.answer and len(capped.parts) == 1

@@ -480,6 +480,36 @@ def test_prompt_lookup_matches_plain_greedy(prompt_len: int, new: int, lookup: i
     assert accepted_somewhere
 
 
+def test_a_prefix_memo_reuses_the_shared_positions_and_changes_no_output() -> None:
+    """Completions of one prompt with other openings (and a prompt past the window) give what
+    plain greedy decoding gives, while the memo saves the shared positions' work."""
+    from rag_server.generator.model import PrefixMemo
+
+    model = tiny_model(vocab_size=7, block_size=24, seed=3).double()
+    memo = PrefixMemo()
+    fed: list[int] = []
+    hidden = model._hidden
+
+    def counting(idx: torch.Tensor, cache=None):  # type: ignore[no-untyped-def]
+        fed.append(idx.size(1))
+        return hidden(idx, cache)
+
+    model._hidden = counting  # type: ignore[method-assign]
+    prompt = [1, 2, 3, 4, 1, 2, 5, 6, 1, 2, 3]
+    # (opening, ids the first pass feeds): the first prompt is prefilled whole; the next ones share
+    # all but their last id with the window before; one past the window (26 > 24) is cropped, as
+    # plain decoding does, and prefilled whole again.
+    cases = [([], 11), ([4], 1), ([4, 1], 1), ([5], 1), ([2] * 15, 24)]
+    for opening, first_pass in cases:
+        idx = torch.tensor([prompt + opening])
+        plain = model.generate(idx, 8, temperature=0.0)
+        fed.clear()
+        reused = model.generate(idx, 8, temperature=0.0, lookup=4, memo=memo)
+        assert torch.equal(reused, plain), opening
+        assert fed[0] == first_pass, opening
+    assert memo.cache is not None and len(memo.ids) == 24
+
+
 def test_prompt_lookup_stops_like_plain_greedy() -> None:
     model = tiny_model(vocab_size=7, block_size=32, seed=1).double()
     idx = torch.tensor([[1, 2, 3, 1, 2, 3, 4]])

@@ -88,6 +88,36 @@ def _ask(page: Any, question: str) -> None:
     page.wait_for_selector("#result:not([hidden]), #error:not([hidden])")
 
 
+def test_every_answer_sentence_is_marked_in_its_citation(page: Any) -> None:
+    """A two-sentence answer has two sources: each is marked inside its own citation, which opens.
+    The server's response is kept, with a second source added on another citation's first
+    sentence, so the page is tested on the shape whatever the ranking does."""
+    added: dict[str, Any] = {}
+
+    def two_sources(route: Any) -> None:
+        body = route.fetch().json()
+        second = body["citations"][1]
+        span = second["sentences"][0]
+        added.update(
+            number=second["number"],
+            passage_id=second["passage_id"],
+            start=span["start"],
+            end=span["end"],
+            sentence=second["text"][span["start"] : span["end"]],
+        )
+        body["sources"] = [body["source"], dict(added)]
+        route.fulfill(json=body)
+
+    page.route("**/v1/ask", two_sources)
+    _ask(page, ON_TOPIC)
+    assert page.is_hidden("#error"), page.text_content("#error")
+    sources = page.locator("#citations li.answer-source")
+    assert sources.count() == 2
+    marks = page.locator("#citations li.answer-source blockquote.passage mark.source-sentence")
+    assert marks.count() == 2 and marks.nth(1).is_visible()
+    assert " ".join(marks.nth(1).inner_text().split()) == " ".join(added["sentence"].split())
+
+
 def test_answer_with_citations_prompt_and_build_id(page: Any) -> None:
     assert page.input_value("#strategy") == "hybrid-convex"  # the server's default strategy
     assert page.locator("#strategy option").count() == 5

@@ -29,9 +29,7 @@ MODEL_NAME = "rag_server"
 
 
 def _content(result: AskResult) -> str:
-    answer = result.answer if result.supported else (result.message or "")
-    if result.supported and result.source is not None:
-        answer = f"{answer} [{result.source.number}]"  # the citation the answer came from
+    answer = result.cited_answer if result.supported else (result.message or "")  # "… [1] … [3]"
     refs = "\n".join(f"[{c.number}] {c.citation}" for c in result.citations)
     return f"{answer}\n\nReferences:\n{refs}" if refs else answer
 
@@ -60,6 +58,7 @@ def completions() -> ResponseReturnValue:
     provenance: dict[str, Any] = {
         "citations": [out.Citation.of(c) for c in result.citations],
         "source": out.Source.of(result.source),
+        "sources": [out.Source.each(s) for s in result.sources],
         "supported": result.supported,
         "build_id": result.build_id,
         "question_truncated": result.question_truncated,

@@ -163,11 +163,17 @@ class Source(Body):
 
     @classmethod
     def of(cls, found: AnswerSource | None) -> Source | None:
-        if found is None:
-            return None
+        return None if found is None else cls.each(found)
+
+    @classmethod
+    def each(cls, found: AnswerSource) -> Source:
         return cls(
             number=found.number, passage_id=found.passage_id, start=found.start, end=found.end, sentence=found.text
         )
+
+
+SOURCES = "the source of each answer sentence, in answer order (an answer has one or two sentences)"
+SOURCE = "the source of the answer's first sentence (the first of ``sources``)"
 
 
 class AskResponse(Body):
@@ -175,9 +181,10 @@ class AskResponse(Body):
     supported: bool
     message: str | None
     citations: list[Citation]
-    source: Source | None
+    source: Source | None = Field(description=SOURCE)
+    sources: list[Source] = Field(description=SOURCES)
     quoted: bool = Field(
-        description="the answer quotes its source sentence instead of the generator's text "
+        description="the answer quotes a source sentence instead of the generator's text "
         "(no generator, or its text did not follow the sentence)"
     )
     prompt: str
@@ -220,7 +227,8 @@ class ChatCompletion(Body):
     choices: list[ChatChoice]
     usage: Usage
     citations: list[Citation]
-    source: Source | None
+    source: Source | None = Field(description=SOURCE)
+    sources: list[Source] = Field(description=SOURCES)
     supported: bool
     build_id: str
     question_truncated: bool
@@ -247,7 +255,8 @@ class ChatCompletionChunk(Body):
     model: str
     choices: list[ChunkChoice]
     citations: list[Citation] = Field(default_factory=list)
-    source: Source | None = None
+    source: Source | None = Field(default=None, description=SOURCE)
+    sources: list[Source] = Field(default_factory=list, description=SOURCES)
     supported: bool = False
     build_id: str = ""
     question_truncated: bool = False

@@ -96,6 +96,7 @@ def ask() -> ResponseReturnValue:
         message=r.message,
         citations=[out.Citation.of(c) for c in r.citations],
         source=out.Source.of(r.source),
+        sources=[out.Source.each(s) for s in r.sources],
         quoted=r.quoted,
         prompt=r.prompt,
         strategy=cast(Strategy, r.strategy),

@@ -95,6 +95,7 @@ class AnswerRecord:
     clean_end: bool
     latency_ms: float
     answer: str
+    sentences: int = 1  # the answer's sentences (one, or two with a close runner-up)
 
 
 def judge(question: AnswerQuestion, result: AskResult, latency_ms: float) -> AnswerRecord:
@@ -123,6 +124,7 @@ def judge(question: AnswerQuestion, result: AskResult, latency_ms: float) -> Ans
         clean_end=bool(answer) and bool(_CLEAN_END.search(answer)),
         latency_ms=latency_ms,
         answer=answer,
+        sentences=len(getattr(result, "parts", ())) if hasattr(result, "parts") else int(bool(answer)),
     )
 
 
@@ -192,6 +194,7 @@ def summarize(records: Iterable[AnswerRecord]) -> dict[str, dict[str, float]]:
             row[rate] = sum(getattr(r, rate) for r in group) / len(group)
         if name != OFF_TOPIC and answered:
             row["clean_end_answered"] = sum(r.clean_end for r in answered) / len(answered)
+            row["sentences_per_answer"] = sum(r.sentences for r in answered) / len(answered)
         latencies = [r.latency_ms for r in group]
         row["p50_ms"] = statistics.median(latencies)
         row["p95_ms"] = float(np.percentile(latencies, 95))
@@ -200,7 +203,7 @@ def summarize(records: Iterable[AnswerRecord]) -> dict[str, dict[str, float]]:
 
 
 def markdown(summary: dict[str, dict[str, float]]) -> str:
-    columns = ("n", *RATES, "p50_ms", "p95_ms")
+    columns = ("n", *RATES, "sentences_per_answer", "p50_ms", "p95_ms")
     head = "| group | " + " | ".join(columns) + " |"
     rule = "|" + "---|" * (len(columns) + 1)
     rows = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -46,6 +46,29 @@ class KVCache:
         self.keys[layer][:, :, self.length : end] = k
         self.values[layer][:, :, self.length : end] = v
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def copy(self, length: int) -> KVCache:
+        """A new cache holding this one's first ``length`` positions: the keys and values of a
+        position depend only on the ids up to it, so they serve any sequence that starts the same."""
+        other = KVCache.__new__(KVCache)
+        other.keys = [k.clone() for k in self.keys]
+        other.values = [v.clone() for v in self.values]
+        other.length = min(length, self.length)
+        return other
+
+
+@dataclass
+class PrefixMemo:
+    """The ids of the last window prefilled by greedy lookup decoding and a copy of its cache.
+
+    Answers to one question are completions of the same prompt with different openings (the
+    pointer to the best sentence, a longer one, the runner-up's): each prompt starts with the
+    previous one's ids, and prefilling those is most of a completion's cost (a pass over ~700
+    positions). The next prefill reuses the positions the two share and computes only the rest.
+    Not thread-safe: keep one per thread."""
+
+    ids: list[int] = field(default_factory=list)
+    cache: KVCache | None = None
 
 
 @dataclass
@@ -248,6 +271,7 @@ class CharTransformer(nn.Module):
         generator: torch.Generator | None = None,
         use_cache: bool = True,
         lookup: int = 0,
+        memo: PrefixMemo | None = None,
     ) -> torch.Tensor:
         """Extend idx (B, T) by at most ``max_new_tokens`` sampled ids → (B, T + n).
 
@@ -260,7 +284,8 @@ class CharTransformer(nn.Module):
 
         ``lookup > 0`` (greedy, cached, B == 1) drafts up to that many characters by prompt lookup
         and checks them all in one forward pass (``_generate_lookup``): the same output as plain
-        greedy decoding, in far fewer passes when the model copies from its prompt.
+        greedy decoding, in far fewer passes when the model copies from its prompt. ``memo`` (that
+        path only) carries the last prompt's keys and values to the next call (:class:`PrefixMemo`).
 
         This is where the generation settings are checked (``InvalidParameterError``, a
         ``ValueError``); callers pass them on unchecked.
@@ -270,7 +295,7 @@ class CharTransformer(nn.Module):
         block_size = self.config.block_size
         stop_ids = list(stop) if stop else []
         if lookup and temperature == 0.0 and use_cache and idx.size(0) == 1:
-            return self._generate_lookup(idx, max_new_tokens, stop_ids, lookup)
+            return self._generate_lookup(idx, max_new_tokens, stop_ids, lookup, memo)
         produced: list[list[int]] = [[] for _ in range(idx.size(0))]
         stopped = [False] * idx.size(0)
         cache: KVCache | None = None
@@ -308,7 +333,9 @@ class CharTransformer(nn.Module):
                 return [ord(ch) for ch in text[at + n : at + n + length]]
         return []
 
-    def _generate_lookup(self, idx: torch.Tensor, max_new_tokens: int, stop: list[int], lookup: int) -> torch.Tensor:
+    def _generate_lookup(
+        self, idx: torch.Tensor, max_new_tokens: int, stop: list[int], lookup: int, memo: PrefixMemo | None = None
+    ) -> torch.Tensor:
         """Greedy decoding with prompt-lookup drafts (speculative decoding with the prompt as the
         draft model). The answer is copied from the context, so the characters that followed the
         last few generated ones in the prompt are a good guess at what comes next. Each pass feeds
@@ -327,7 +354,16 @@ class CharTransformer(nn.Module):
         cache: KVCache | None = None
         produced = 0
         while produced < max_new_tokens:
-            if cache is None or cache.length >= block_size:
+            if cache is None and memo is not None:
+                # First prefill: start from the positions shared with the memo's window.
+                window = seq[-block_size:]
+                shared = _shared_prefix(memo.ids, window) if memo.cache is not None and len(seq) <= block_size else 0
+                shared = min(shared, len(window) - 1)  # at least the last id is fed, for its logits
+                cache = memo.cache.copy(shared) if memo.cache is not None and shared > 0 else self.new_cache(1)
+                hidden = self._hidden(torch.tensor([window[cache.length :]], device=device), cache)
+                memo.ids, memo.cache = window, cache.copy(cache.length)
+                accepted = [int(self.lm_head(hidden[0, -1]).argmax())]
+            elif cache is None or cache.length >= block_size:
                 # (Re-)prefill the last block_size ids, as plain greedy decoding does.
                 cache = self.new_cache(1)
                 hidden = self._hidden(torch.tensor([seq[-block_size:]], device=device), cache)
@@ -350,6 +386,14 @@ class CharTransformer(nn.Module):
                 if (stop and seq[-len(stop) :] == stop and produced >= len(stop)) or produced == max_new_tokens:
                     return torch.tensor([seq], dtype=idx.dtype, device=device)
         return torch.tensor([seq], dtype=idx.dtype, device=device)
+
+
+def _shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 def check_generation(

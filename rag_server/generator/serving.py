@@ -3,6 +3,7 @@ loaded from a checkpoint file (:mod:`.checkpoint`) and completing prompts on the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import torch
 
 from ..errors import InvalidParameterError, ModelError
 from .checkpoint import load_checkpoint
-from .model import CharTransformer
+from .model import CharTransformer, PrefixMemo
 from .vocab import CharVocab
 
 STOP = "\n"
@@ -24,7 +25,9 @@ class Generator:
     """A trained ``CharTransformer`` and its vocabulary, ready to complete prompts on the CPU.
 
     The model is in eval mode and never trained here; the number of threads torch uses is the
-    caller's business (``torch.set_num_threads``).
+    caller's business (``torch.set_num_threads``). Each thread keeps its last prompt's keys and
+    values (:class:`PrefixMemo`, ~3 MB), so the next completion of the same prompt with another
+    opening prefills only what differs.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class Generator:
         self.corpus_checksum = corpus_checksum
         self.metrics = dict(metrics or {})
         self.trained_at = trained_at
+        self._local = threading.local()
 
     @property
     def block_size(self) -> int:
@@ -69,6 +73,12 @@ class Generator:
             metrics=ckpt.metrics,
             trained_at=ckpt.trained_at,
         )
+
+    def _memo(self) -> PrefixMemo:
+        memo: PrefixMemo | None = getattr(self._local, "memo", None)
+        if memo is None:
+            memo = self._local.memo = PrefixMemo()
+        return memo
 
     def complete(
         self,
@@ -108,6 +118,7 @@ class Generator:
                 stop=self.vocab.encode(stop) if stop else None,
                 generator=generator,
                 lookup=lookup,
+                memo=self._memo(),
             )
         text = self.vocab.decode(out[0, len(ids) :].tolist())
         if stop:

@@ -338,17 +338,22 @@
     return t("languageNames")[code] || code || "?";
   }
 
-  // The passage's text, with the sentence the answer came from marked (offsets from the API).
-  function passageWithSource(c, source) {
+  // The passage's text, with the sentences the answer came from marked (offsets from the API).
+  function passageWithSources(c, sources) {
     const quote = element("blockquote", "passage");
     const text = c.text || "";
-    if (!source || source.number !== c.number || !(source.start < source.end && source.end <= text.length)) {
-      quote.textContent = text;
-      return quote;
+    const marks = sources
+      .filter((s) => s.number === c.number && s.start < s.end && s.end <= text.length)
+      .sort((a, b) => a.start - b.start);
+    let at = 0;
+    for (const s of marks) {
+      if (s.start < at) continue; // overlapping offsets: keep the first mark
+      const mark = element("mark", "source-sentence", text.slice(s.start, s.end));
+      mark.title = t("answerSource");
+      quote.append(document.createTextNode(text.slice(at, s.start)), mark);
+      at = s.end;
     }
-    const mark = element("mark", "source-sentence", text.slice(source.start, source.end));
-    mark.title = t("answerSource");
-    quote.append(document.createTextNode(text.slice(0, source.start)), mark, document.createTextNode(text.slice(source.end)));
+    quote.append(document.createTextNode(text.slice(at)));
     return quote;
   }
 
@@ -379,8 +384,9 @@
         element("span", "cite-title", c.title),
         document.createTextNode(" (" + languageName(c.language) + ")"),
       );
-      details.append(summary, passageWithSource(c, r.source));
-      if (r.source && r.source.number === c.number) {
+      const sources = r.sources || (r.source ? [r.source] : []);
+      details.append(summary, passageWithSources(c, sources));
+      if (sources.some((s) => s.number === c.number)) {
         item.classList.add("answer-source");
         details.open = true;
       }
