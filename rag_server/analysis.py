@@ -127,6 +127,9 @@ class AnalyzerSettings:
     stem: bool = True
     remove_stopwords: bool = True
     version: int = ANALYZER_VERSION
+    # Queries' plain words → the law's words (rag_server.glossary): "lgpd" or None. Queries only:
+    # passages are analysed alike either way, so builds made before it load as None.
+    glossary: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -26,6 +26,7 @@ from .chunking import DEFAULT_MAX_CHARS, chunk_document
 from .documents import corpus_checksum, load_corpus
 from .embedding import DEFAULT_MODEL, EmbeddingCache, Encoder, embedding_meta, make_encoder
 from .errors import BuildError
+from .glossary import GLOSSARY_CHOICES, settings_with_glossary
 from .indexes import BM25Index, BM25Params, DenseIndex, KeywordIndex
 from .manifest import MANIFEST_VERSION, file_entries, verifies, write_manifest
 from .passage import Passage
@@ -43,6 +44,7 @@ class BuildConfig:
     max_chars: int = DEFAULT_MAX_CHARS
     bm25: BM25Params = field(default_factory=BM25Params)
     analyzer: AnalyzerSettings = field(default_factory=AnalyzerSettings)
+    glossary: str = "auto"  # queries' plain words → the law's (rag_server.glossary): auto, lgpd, none
     dense_kind: str = "flat"
     batch_size: int = 64
     keep_builds: int = 3
@@ -57,6 +59,12 @@ class BuildConfig:
             raise BuildError("max_chars must be at least 100")
         if self.keep_builds < 1:
             raise BuildError("keep_builds must be at least 1")
+        if self.glossary not in GLOSSARY_CHOICES:
+            raise BuildError(f"unknown glossary {self.glossary!r}; choose from {list(GLOSSARY_CHOICES)}")
+
+    def analyzer_for(self, passages: Sequence[Passage]) -> AnalyzerSettings:
+        """The analyzer settings a build of ``passages`` records (its glossary decided)."""
+        return settings_with_glossary(self.analyzer, self.glossary, (p.text for p in passages))
 
 
 @dataclass
@@ -144,7 +152,8 @@ def _write_indexes(
     hook: Callable[[str], None],
 ) -> tuple[dict[str, Any], int]:
     save_passages(out / "passages.jsonl", passages)
-    analyzer = Analyzer(config.analyzer)
+    analyzer_settings = config.analyzer_for(passages)
+    analyzer = Analyzer(analyzer_settings)
     manifest: dict[str, Any] = {
         "format_version": MANIFEST_VERSION,
         "rag_server_version": __version__,
@@ -152,7 +161,7 @@ def _write_indexes(
         "passages_by_language": dict(Counter(p.language for p in passages)),
         "passages_by_type": dict(Counter(p.doc_type for p in passages)),
         "chunking": {"max_chars": config.max_chars},
-        "analyzer": config.analyzer.to_dict(),
+        "analyzer": analyzer_settings.to_dict(),
         "indexes": list(config.indexes),
     }
     encoded = 0

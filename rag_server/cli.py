@@ -49,6 +49,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         keep_builds=args.keep,
         progress=not args.quiet,
+        glossary=args.glossary,
     )
     if args.backend != "local":
         return _build_milvus(args, config)
@@ -216,6 +217,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         cache_dir=Path(args.cache_dir) if args.cache_dir else None,
         progress=not args.quiet,
         threads=args.settings.torch_threads,
+        glossary=args.glossary,
     )
     print(result.markdown)
     stem = args.name or f"compare-{Path(args.dataset).name}-{args.split}"
@@ -289,6 +291,13 @@ def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     b.add_argument("--dense-kind", default="flat", choices=["flat", "hnsw", "ivf"])
     b.add_argument("--batch-size", type=int, default=64)
     b.add_argument("--keep", type=int, default=3, help="complete builds kept for rollback")
+    b.add_argument(
+        "--glossary",
+        default="auto",
+        choices=["auto", "lgpd", "none"],
+        help="expand queries' plain words into the LGPD's terms for BM25 (apagar -> eliminação): "
+        "auto (the default: when the corpus names the LGPD or the ANPD), lgpd (always) or none",
+    )
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.add_argument(
         "--backend",
@@ -314,6 +323,7 @@ def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     c.add_argument("--k1", type=float, default=1.5)
     c.add_argument("--b", type=float, default=0.75)
     c.add_argument("--max-chars", type=int, default=1000)
+    c.add_argument("--glossary", default="auto", choices=["auto", "lgpd", "none"], help="as for build")
     c.add_argument("--cache-dir", default="indexes/cache", help="embedding cache shared with builds ('' for none)")
     c.add_argument("--out", default="artifacts", help="directory for the JSON and PNG results")
     c.add_argument("--name", default=None, help="file stem of the results (default: compare-<dataset>-<split>)")

@@ -79,6 +79,7 @@ def compare(
     encoder: Encoder | None = None,
     progress: bool = True,
     threads: int | None = None,
+    glossary: str = "auto",
 ) -> Comparison:
     """Every spec over one temporary build. ``encoder`` embeds passages and queries (None: the
     ``model``, loaded once for the build and once, with ``threads`` threads, for the queries)."""
@@ -94,6 +95,7 @@ def compare(
             bm25=bm25 or BM25Params(),
             cache_dir=cache_dir,
             progress=progress,
+            glossary=glossary,
         )
         built = build_index(config, encoder=encoder)
         build = IndexBuild.load(built.path)

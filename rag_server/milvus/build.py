@@ -100,7 +100,8 @@ def build_into_milvus(
     passages: list[Passage] = timed("chunk", lambda: [p for d in docs for p in chunk_document(d, config.max_chars)])
     if not passages:
         raise BuildError(f"{', '.join(map(str, config.corpus_dirs))}: the corpus holds no text")
-    analyzer = Analyzer(config.analyzer)
+    analyzer_settings = config.analyzer_for(passages)
+    analyzer = Analyzer(analyzer_settings)
     terms = timed("analyze", lambda: [analyzer.tokens(p.index_text, p.language) for p in passages])
     enc: Encoder = encoder or make_encoder(config.model)
     cache = EmbeddingCache.for_encoder(config.cache_dir or IndexCatalog(config.index_root).cache_dir, enc)
@@ -150,7 +151,7 @@ def build_into_milvus(
             "passages_by_language": dict(Counter(p.language for p in passages)),
             "passages_by_type": dict(Counter(p.doc_type for p in passages)),
             "chunking": {"max_chars": config.max_chars},
-            "analyzer": config.analyzer.to_dict(),
+            "analyzer": analyzer_settings.to_dict(),
             "indexes": ["bm25", "dense"],
             "terms_collection": term_table,
             "bm25": config.bm25.to_dict(),

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import EmptyQueryError, InvalidParameterError, UnknownFilterError
+from ..glossary import expanded_terms
 from ..indexes import ScoredPassages
 from ..loader import IndexBuild
 from ..passage import Passage, normalize_article
@@ -101,7 +102,7 @@ class Retriever(ABC):
         terms = self.build.analyzer.tokens(query, self.query_language)
         if not terms:
             raise EmptyQueryError("the query is empty or holds only stop words")
-        return terms
+        return expanded_terms(self.build.analyzer, query, terms, self.query_language)
 
     @abstractmethod
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
