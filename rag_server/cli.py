@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import RagServerError
+from .glossary import GLOSSARY_CHOICES
 from .retrieval.strategies import LOCAL
 from .settings import BACKENDS, Settings
 
@@ -294,7 +295,7 @@ def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     b.add_argument(
         "--glossary",
         default="auto",
-        choices=["auto", "lgpd", "none"],
+        choices=GLOSSARY_CHOICES,
         help="expand queries' plain words into the LGPD's terms for BM25 (apagar -> eliminação): "
         "auto (the default: when the corpus names the LGPD or the ANPD), lgpd (always) or none",
     )
@@ -323,7 +324,7 @@ def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     c.add_argument("--k1", type=float, default=1.5)
     c.add_argument("--b", type=float, default=0.75)
     c.add_argument("--max-chars", type=int, default=1000)
-    c.add_argument("--glossary", default="auto", choices=["auto", "lgpd", "none"], help="as for build")
+    c.add_argument("--glossary", default="auto", choices=GLOSSARY_CHOICES, help="as for build")
     c.add_argument("--cache-dir", default="indexes/cache", help="embedding cache shared with builds ('' for none)")
     c.add_argument("--out", default="artifacts", help="directory for the JSON and PNG results")
     c.add_argument("--name", default=None, help="file stem of the results (default: compare-<dataset>-<split>)")

@@ -141,5 +141,10 @@ def expanded_terms(analyzer: Analyzer, query: str, terms: list[str], language: s
     extra = analyzer.tokens(legal_terms(query, language), language)
     if not extra:
         return terms
+    added: list[str] = []
     seen = set(terms)
-    return terms + [term for term in extra if not (term in seen or seen.add(term))]  # type: ignore[func-returns-value]
+    for term in extra:
+        if term not in seen:
+            seen.add(term)
+            added.append(term)
+    return terms + added
