@@ -3,6 +3,7 @@ answered by the packaged generator, as `make run` would answer them."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from rag_server.analysis import fold
 from rag_server.build import BuildConfig, build_index
+from rag_server.embedding import DEFAULT_MODEL, make_encoder
 from rag_server.generator import load_generator
 from rag_server.pipeline import RagPipeline
 
@@ -22,7 +24,10 @@ README = Path(__file__).parents[1] / "README.md"
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory: pytest.TempPathFactory) -> RagPipeline:
     root = tmp_path_factory.mktemp("shipped-index")
-    build_index(BuildConfig([CORPUS], root, progress=False))
+    # Every core: an earlier test's pipeline may have left torch at one thread (the served
+    # setting), which would double this build, the slowest step of the suite.
+    encoder = make_encoder(DEFAULT_MODEL, threads=os.cpu_count())
+    build_index(BuildConfig([CORPUS], root, progress=False), encoder=encoder)
     return RagPipeline(root, generator=load_generator(None), support_threshold=None)  # as the server
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from ..analysis import detect_language
 from ..errors import EmptyQueryError, InvalidParameterError, UnknownFilterError
 from ..glossary import expanded_terms
 from ..indexes import ScoredPassages
@@ -99,10 +100,15 @@ class Retriever(ABC):
     def query_terms(self, query: str) -> list[str]:
         if not isinstance(query, str):
             raise InvalidParameterError("query must be a string")
-        terms = self.build.analyzer.tokens(query, self.query_language)
+        analyzer = self.build.analyzer
+        # Detected once here when the build uses a glossary, which needs the language too.
+        language = self.query_language
+        if language is None and analyzer.settings.glossary:
+            language = detect_language(query)
+        terms = analyzer.tokens(query, language)
         if not terms:
             raise EmptyQueryError("the query is empty or holds only stop words")
-        return expanded_terms(self.build.analyzer, query, terms, self.query_language)
+        return expanded_terms(analyzer, query, terms, language)
 
     @abstractmethod
     def _search(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> list[Hit]:
