@@ -263,7 +263,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from .evaluation.tuning import tune
 
-    runs = tune(split=args.split, model=args.model, progress=False, threads=args.settings.torch_threads)
+    runs = tune(
+        args.dataset,
+        split=args.split,
+        model=args.model,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+        progress=False,
+        threads=args.settings.torch_threads,
+    )
     print("\n\n".join(run.markdown() for run in runs))
     return 0
 
@@ -369,6 +376,8 @@ def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     tu = sub.add_parser("tune", help="evaluate BM25 settings and hybrid variants on the dev split")
     tu.add_argument("--split", default="dev", choices=["dev"], help="tuning uses dev only")
     tu.add_argument("--model", default=settings.embedding_model, help="embedding model, as for build")
+    tu.add_argument("--dataset", default="project", choices=["project", "natural"], help="question set")
+    tu.add_argument("--cache-dir", default="indexes/cache", help="embedding cache shared with builds ('' for none)")
     tu.set_defaults(func=cmd_tune)
 
     for name, func, helptext in (

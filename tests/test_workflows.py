@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,23 @@ def test_tune_compares_the_variants_for_each_bm25_setting(fake_encoder) -> None:
     assert text.startswith("### BM25 k1=0.9 b=0.4") and "| rrf |" in text and "Paired t-test" not in text
     with pytest.raises(InvalidParameterError, match="test split"):
         tune(str(FIXTURES / "beir"), "test", grid, variants)
+
+
+def test_tune_sweeps_the_convex_share_of_bm25_and_shows_the_right_article_table(fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.evaluation.tuning import VARIANTS
+
+    sweep = {s.name: s.options["weights"] for s in VARIANTS if re.fullmatch(r"convex-bm25\.\d", s.name)}
+    assert list(sweep) == ["convex-bm25.3", "convex-bm25.4", "convex-bm25.5", "convex-bm25.6", "convex-bm25.7"]
+    assert all(abs(w["bm25"] + w["dense"] - 1) < 1e-9 for w in sweep.values())
+    # The natural-question split is judged by article: its table comes with the metrics.
+    [run] = tune(
+        "natural",
+        "dev",
+        [BM25Params(1.5, 0.75)],
+        [StrategySpec("bm25", "bm25")],
+        encoder=fake_encoder,
+        cache_dir=None,
+        progress=False,
+    )
+    text = run.markdown()
+    assert "| bm25 |" in text and "article in top 5" in text and "Paired t-test" not in text

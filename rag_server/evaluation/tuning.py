@@ -26,7 +26,11 @@ VARIANTS = (
     StrategySpec("rrf-bm25x2-cite0.3", "hybrid", {"weights": {"bm25": 2.0, "dense": 1.0}, "citation_boost": 0.3}),
     StrategySpec("rrf-lang0.5", "hybrid", {"language_boost": 0.5}),
     StrategySpec("convex", "hybrid-convex"),
-    StrategySpec("convex-bm25.6", "hybrid-convex", {"weights": _BM25_60}),
+    # The share of BM25 in the convex fusion, swept (the model's default is one of these).
+    *(
+        StrategySpec(f"convex-bm25{str(w)[1:]}", "hybrid-convex", {"weights": {"bm25": w, "dense": round(1 - w, 2)}})
+        for w in (0.3, 0.4, 0.5, 0.6, 0.7)
+    ),
     StrategySpec("convex-lang0.2", "hybrid-convex", {"language_boost": 0.2}),
     StrategySpec("convex-cite0.3", "hybrid-convex", {"citation_boost": 0.3}),
     StrategySpec("convex-bm25.6-cite0.3", "hybrid-convex", {"weights": _BM25_60, "citation_boost": 0.3}),
@@ -40,8 +44,13 @@ class TuningRun:
     comparison: Comparison
 
     def markdown(self) -> str:
-        table = self.comparison.markdown.split("\n\n")[1]  # the metrics table, without the t-tests
-        return f"### BM25 k1={self.bm25.k1} b={self.bm25.b}\n\n{table}"
+        sections = self.comparison.markdown.split("\n\n")
+        table = sections[1]  # the metrics table, without the t-tests
+        # The right-article table follows it when the set is judged by article (project, natural).
+        articles = [
+            f"{sections[i]}\n\n{sections[i + 1]}" for i in range(2, len(sections) - 1) if "article" in sections[i]
+        ]
+        return "\n\n".join([f"### BM25 k1={self.bm25.k1} b={self.bm25.b}", table, *articles[:1]])
 
 
 def tune(
