@@ -113,3 +113,31 @@ def test_chart_title_names_the_dataset_not_its_path(tmp_path: Path, fake_encoder
     result = compare(str(FIXTURES / "beir"), "test", specs, encoder=fake_encoder, cache_dir=None, progress=False)
     save(result, tmp_path, "tiny")
     assert titles == ["beir · test"] and result.dataset == str(FIXTURES / "beir")
+
+
+def test_scores_per_question_language_add_up_to_the_overall_ones(fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    specs = [StrategySpec("bm25", "bm25"), StrategySpec("keyword", "keyword")]
+    result = compare("natural", "dev", specs, encoder=fake_encoder, cache_dir=None, progress=False)
+    groups = {g.language: g for g in result.languages}
+    assert set(groups) == {"pt", "en"} and sum(g.queries for g in groups.values()) == result.queries
+    for strategy in result.results:
+        # Each metric is a mean over questions: the languages' means, weighted by their counts,
+        # give the overall one, at passage and at article level.
+        for metric in ("ndcg@10", "recall@5"):
+            mixed = sum(g.queries * g.passages[strategy.name][metric] for g in groups.values()) / result.queries
+            assert mixed == pytest.approx(strategy.metrics[metric])
+        mixed = sum(g.queries * g.articles[strategy.name]["hit_rate@5"] for g in groups.values()) / result.queries
+        assert mixed == pytest.approx(result.articles[strategy.name]["hit_rate@5"])
+    assert "By question language:" in result.markdown and "| pt | " in result.markdown
+
+
+def test_a_one_language_set_has_no_language_view(fake_encoder) -> None:  # type: ignore[no-untyped-def]
+    result = compare(
+        str(FIXTURES / "beir"),
+        "test",
+        [StrategySpec("bm25", "bm25")],
+        encoder=fake_encoder,
+        cache_dir=None,
+        progress=False,
+    )
+    assert result.languages == [] and "By question language" not in result.markdown

@@ -30,6 +30,7 @@ from .datasets import (
     load_project_questions,
     resolve_qrels,
 )
+from .languages import LanguageScores, language_scores, language_table
 from .report import markdown_table, pvalue_table, write_chart, write_json
 from .runner import DEFAULT_SPECS, DEPTH, StrategyResult, StrategySpec, run_strategy, score
 
@@ -54,6 +55,7 @@ class Comparison:
     queries: int
     markdown: str
     articles: dict[str, dict[str, float]] = field(default_factory=dict)  # strategy → article-level metrics
+    languages: list[LanguageScores] = field(default_factory=list)  # per question language (mixed sets)
 
 
 def load_dataset(dataset: str, split: str) -> tuple[EvalSet, list[Path]]:
@@ -123,11 +125,15 @@ def compare(
         if evalset.level == "passage":
             articles = article_scores(results, qrels, build.passages, relevant_grade)
             sections.append("Right article (for a guide, its section) in the ranking:\n\n" + article_table(articles))
+        passages = build.passages if evalset.level == "passage" else None
+        languages = language_scores(results, qrels, evalset.queries, relevant_grade, passages)
+        if languages:
+            sections.append("By question language:\n\n" + language_table(languages))
         sections += [pvalue_table(pvalues, "ndcg@10", names), pvalue_table(pvalues, "recall@5", names)]
         markdown = "\n\n".join(sections)
         queries = len(evalset.queries)
         return Comparison(
-            dataset, evalset.name, split, results, pvalues, build.manifest, queries, markdown, articles
+            dataset, evalset.name, split, results, pvalues, build.manifest, queries, markdown, articles, languages
         )
 
 
@@ -147,6 +153,10 @@ def save(comparison: Comparison, out_dir: Path, stem: str) -> tuple[Path, Path]:
                 for r in comparison.results
             },
             "article_metrics": comparison.articles,
+            "by_language": {
+                group.language: {"queries": group.queries, "metrics": group.passages, "article_metrics": group.articles}
+                for group in comparison.languages
+            },
             "ttest_pvalues": comparison.pvalues,
         },
     )

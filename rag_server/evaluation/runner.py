@@ -104,7 +104,7 @@ def _strictly_decreasing(ranked: Mapping[str, float]) -> dict[str, float]:
     return {key: float(n - i) for i, key in enumerate(ranked)}
 
 
-def _metric_names(relevant_grade: int) -> list[str]:
+def metric_names(relevant_grade: int) -> list[str]:
     # nDCG keeps the grades; the binary metrics use a relevance threshold.
     suffix = f"-l{relevant_grade}" if relevant_grade > 1 else ""
     return [m if m.startswith("ndcg") else f"{m}{suffix}" for m in METRICS]
@@ -117,7 +117,7 @@ def score(
     os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "numba"))
     ranx = require("ranx", "eval")
 
-    names = _metric_names(relevant_grade)
+    names = metric_names(relevant_grade)
     qrels_obj = ranx.Qrels(qrels)
     runs = []
     for result in results:
