@@ -255,7 +255,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .pipeline import RagPipeline
 
     pipeline = RagPipeline(args.index, threads=args.settings.torch_threads)
-    result = calibrate(pipeline, args.strategy, args.k, args.min_answered)
+    result = calibrate(pipeline, args.strategy, args.k, args.min_answered, threshold=args.threshold)
     print(result.markdown())
     return 0
 
@@ -369,7 +369,8 @@ def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     cal = sub.add_parser("calibrate", help="choose the support threshold on dev, check it on test")
     cal.add_argument("--index", default=settings.index_dir, help="index root or build directory")
     cal.add_argument("--strategy", default=LOCAL.default, help=_strategy_help())
-    cal.add_argument("-k", "--k", type=int, default=3, help="passages whose best cosine is the evidence")
+    cal.add_argument("-k", "--k", type=int, default=5, help="passages whose best cosine is the evidence (as /v1/ask)")
+    cal.add_argument("--threshold", type=float, default=None, help="score this threshold instead of choosing one")
     cal.add_argument("--min-answered", type=float, default=0.95, help="share of in-domain dev questions answered")
     cal.set_defaults(func=cmd_calibrate)
 

@@ -107,6 +107,10 @@ def test_calibrate_chooses_the_highest_threshold_that_answers_enough(built, tmp_
     strict = calibrate(pipeline, "bm25", 3, 1.0, questions, offtopic)
     assert strict.threshold == min(strict.splits[0].in_domain)
     assert "threshold (chosen on dev)" in result.markdown() and "| test | 1 |" in result.markdown()
+    # A given threshold is scored, not chosen: above every in-domain score, nothing is answered.
+    given = calibrate(pipeline, "bm25", 3, 0.5, questions, offtopic, threshold=max(dev.in_domain) + 1)
+    assert given.threshold == max(dev.in_domain) + 1 and given.splits[0].rates(given.threshold)[0] == 0.0
+    assert "threshold (given)" in given.markdown() and "chosen on dev" not in given.markdown()
 
 
 def test_tune_compares_the_variants_for_each_bm25_setting(fake_encoder) -> None:  # type: ignore[no-untyped-def]
@@ -139,3 +143,21 @@ def test_tune_sweeps_the_convex_share_of_bm25_and_shows_the_right_article_table(
     )
     text = run.markdown()
     assert "| bm25 |" in text and "article in top 5" in text and "Paired t-test" not in text
+
+
+def test_calibration_uses_every_question_set_and_labels_them() -> None:
+    from rag_server.evaluation.calibration import labelled_questions
+
+    for split in ("dev", "test"):
+        labelled = labelled_questions(split)
+        sources = {(q.source, q.in_domain) for q in labelled}
+        assert sources == {
+            ("project", True),
+            ("natural", True),
+            ("answers", True),
+            ("answers, off-topic", False),
+            ("offtopic", False),
+        }
+        assert len({q.text for q in labelled}) > 200
+    dev, test = ({q.text for q in labelled_questions(s)} for s in ("dev", "test"))
+    assert not dev & test  # a question never calibrates and checks at once

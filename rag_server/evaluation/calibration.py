@@ -1,34 +1,54 @@
 """Calibrating the "supported" threshold of ``/v1/ask`` (``rag-server calibrate``).
 
 Evidence = the highest cosine similarity between the question and a retrieved passage
-(``RagPipeline.evidence``). In-domain questions (the project's evaluation set) should be
-answered; off-topic ones (``offtopic.jsonl``) should get ``supported: false``. A wrong refusal
-costs a compliance user more than a weakly supported answer that still shows its citations, so
-the threshold chosen on dev is the highest one that still answers at least ``min_answered``
-(95%) of in-domain dev questions; it is then checked on the test split.
+(``RagPipeline.evidence``). In-domain questions should be answered; off-topic ones should get
+``supported: false``. A wrong refusal costs a compliance user more than a weakly supported
+answer that still shows its citations, so the threshold chosen on dev is the highest one that
+still answers at least ``min_answered`` (95%) of in-domain dev questions; it is then checked on
+the test split.
+
+In-domain questions come from every question set the project has, because they are asked
+differently: the project's evaluation set (analysts, a third name an article), its natural split
+(non-lawyers, plain words: their evidence scores lower) and the answer set's in-domain
+questions. Off-topic ones: ``offtopic.jsonl`` (everyday questions and near-misses such as other
+Brazilian laws) and the answer set's off-topic questions. Calibrated on the analysts' questions
+alone, the threshold refused one natural question in five (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..pipeline import RagPipeline
-from .datasets import EvalSet, load_project_questions
+from ..pipeline import DEFAULT_ASK_K, RagPipeline
+from .answers import load_answer_questions
+from .datasets import NATURAL_QUESTIONS, EvalSet, load_project_questions
 
 OFFTOPIC = Path(__file__).with_name("offtopic.jsonl")
 SPLITS = ("dev", "test")
 
 
 @dataclass(frozen=True)
+class LabelledQuestion:
+    """A question, the set it comes from, and whether it should be answered."""
+
+    text: str
+    source: str
+    in_domain: bool
+
+
+@dataclass(frozen=True)
 class SplitScores:
-    """Evidence scores of one split's in-domain and off-topic questions."""
+    """Evidence scores of one split's in-domain and off-topic questions; ``sources`` keeps each
+    set's own scores (set name → (in domain?, scores))."""
 
     split: str
     in_domain: list[float]
     off_topic: list[float]
+    sources: dict[str, tuple[bool, list[float]]] = field(default_factory=dict)
 
     def rates(self, threshold: float) -> tuple[float, float]:
         """Share of in-domain questions answered and of off-topic ones refused at ``threshold``."""
@@ -43,6 +63,7 @@ class Calibration:
     strategy: str
     k: int
     splits: list[SplitScores]
+    chosen: bool = True  # chosen on dev (False: a threshold the caller gave, scored)
 
     def markdown(self) -> str:
         lines = [
@@ -56,7 +77,20 @@ class Calibration:
                 f"| {s.split} | {len(s.in_domain)} | {statistics.median(s.in_domain):.3f} | {len(s.off_topic)} "
                 f"| {statistics.median(s.off_topic):.3f} | {answered:.1%} | {refused:.1%} |"
             )
-        lines.append(f"\nthreshold (chosen on dev): {self.threshold:.3f}  -> RAG_SUPPORT_THRESHOLD")
+        if any(len(s.sources) > 1 for s in self.splits):
+            lines += ["", "| split | question set | n | answered (in-domain) or refused (off-topic) |"]
+            lines.append("| --- | --- | ---: | ---: |")
+            for s in self.splits:
+                for name, (in_domain, scores) in s.sources.items():
+                    if in_domain:
+                        rate, what = sum(v >= self.threshold for v in scores) / len(scores), "answered"
+                    else:
+                        rate, what = sum(v < self.threshold for v in scores) / len(scores), "refused"
+                    lines.append(f"| {s.split} | {name} | {len(scores)} | {rate:.1%} {what} |")
+        if self.chosen:
+            lines.append(f"\nthreshold (chosen on dev): {self.threshold:.3f}  -> RAG_SUPPORT_THRESHOLD")
+        else:
+            lines.append(f"\nthreshold (given): {self.threshold:.3f}")
         return "\n".join(lines)
 
 
@@ -69,22 +103,59 @@ def load_offtopic(path: Path = OFFTOPIC) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def labelled_questions(split: str) -> list[LabelledQuestion]:
+    """Every question set's questions of ``split``, labelled in domain or not."""
+    found = [LabelledQuestion(q.text, "project", True) for q in load_project_questions().split(split).queries]
+    natural = load_project_questions(NATURAL_QUESTIONS).split(split).queries
+    found += [LabelledQuestion(q.text, "natural", True) for q in natural]
+    answers = load_answer_questions(split=split)
+    found += [LabelledQuestion(q.question, "answers", True) for q in answers if q.fact is not None]
+    found += [LabelledQuestion(q.question, "answers, off-topic", False) for q in answers if q.fact is None]
+    found += [LabelledQuestion(r["question"], "offtopic", False) for r in load_offtopic() if r["split"] == split]
+    return found
+
+
+def given_questions(questions: EvalSet, offtopic: list[dict[str, str]], split: str) -> list[LabelledQuestion]:
+    """A caller's own sets: ``questions`` in domain, ``offtopic`` not."""
+    found = [LabelledQuestion(q.text, "questions", True) for q in questions.queries if q.split == split]
+    return found + [LabelledQuestion(r["question"], "off-topic", False) for r in offtopic if r["split"] == split]
+
+
+def split_scores(
+    pipeline: RagPipeline, split: str, questions: Sequence[LabelledQuestion], strategy: str, k: int
+) -> SplitScores:
+    scores = evidence_scores(pipeline, [q.text for q in questions], strategy, k)
+    sources: dict[str, tuple[bool, list[float]]] = {}
+    for question, score in zip(questions, scores, strict=True):
+        sources.setdefault(question.source, (question.in_domain, []))[1].append(score)
+    in_domain = [s for q, s in zip(questions, scores, strict=True) if q.in_domain]
+    off_topic = [s for q, s in zip(questions, scores, strict=True) if not q.in_domain]
+    return SplitScores(split, in_domain, off_topic, sources)
+
+
 def calibrate(
     pipeline: RagPipeline,
     strategy: str = "hybrid-convex",
-    k: int = 3,
+    k: int = DEFAULT_ASK_K,
     min_answered: float = 0.95,
     questions: EvalSet | None = None,
     offtopic: list[dict[str, str]] | None = None,
+    threshold: float | None = None,
 ) -> Calibration:
-    """Score both splits, choose the threshold on dev."""
-    evalset = questions or load_project_questions()
-    negatives = load_offtopic() if offtopic is None else offtopic
+    """Score both splits, choose the threshold on dev. With neither ``questions`` nor
+    ``offtopic``, every question set of the project is used (:func:`labelled_questions`);
+    otherwise the given ones (the project's evaluation set or ``offtopic.jsonl`` for the other).
+    A given ``threshold`` is scored as it is instead (what would it answer and refuse?)."""
     splits = []
     for split in SPLITS:
-        pos = evidence_scores(pipeline, [q.text for q in evalset.queries if q.split == split], strategy, k)
-        neg = evidence_scores(pipeline, [r["question"] for r in negatives if r["split"] == split], strategy, k)
-        splits.append(SplitScores(split, pos, neg))
+        if questions is None and offtopic is None:
+            labelled = labelled_questions(split)
+        else:
+            own = questions or load_project_questions()
+            labelled = given_questions(own, load_offtopic() if offtopic is None else offtopic, split)
+        splits.append(split_scores(pipeline, split, labelled, strategy, k))
+    if threshold is not None:
+        return Calibration(threshold, strategy, k, splits, chosen=False)
     dev = splits[0]
     best = max(t for t in sorted(set(dev.in_domain + dev.off_topic)) if dev.rates(t)[0] >= min_answered)
     return Calibration(best, strategy, k, splits)
