@@ -1,4 +1,4 @@
-"""Plain words → the law's words: query expansion for keyword scoring.
+"""Plain words → the law's words: query expansion for keyword and dense search.
 
 A compliance analyst asks "can they delete my data?" or "fomos hackeados, e agora?"; the LGPD
 and the ANPD's resolutions say "eliminação" and "incidente de segurança". BM25 matches words, so
@@ -9,9 +9,11 @@ rights, the chapters on sanctions, transfers and the data protection officer) an
 evaluation question: each entry maps plain expressions, matched on the accent-folded question,
 to the terms the statute and the corpus use, in the same language.
 
-Only keyword scoring (BM25, keyword overlap) sees the added terms: the question's own terms come
-first and are never removed, and a term the question already has is not added twice. The
-embedding model gets the question as the user wrote it.
+Keyword scoring (BM25, keyword overlap) gets the added terms after the question's own, which are
+never removed; a term the question already has is not added twice. Dense search ranks by the mean
+of the question's vector and that of the question followed by the legal terms
+(``retrieval.dense.search_vector``); the support check and the evidence ranking keep the question
+as the user wrote it.
 
 A build decides whether its queries use the glossary, and records it with its analyzer settings
 (``AnalyzerSettings.glossary``) so that every replica expands alike: ``rag-server build
@@ -132,13 +134,21 @@ def settings_with_glossary(settings: AnalyzerSettings, choice: str, texts: Itera
     return replace(settings, glossary="lgpd" if use else None)
 
 
+def glossary_text(analyzer: Analyzer, query: str, language: str | None) -> str:
+    """The legal terms ``query``'s plain words stand for, when the build uses the glossary (else "")."""
+    if analyzer.settings.glossary != "lgpd":
+        return ""
+    return legal_terms(query, language or detect_language(query))
+
+
 def expanded_terms(analyzer: Analyzer, query: str, terms: list[str], language: str | None) -> list[str]:
     """``terms`` (the query's own, first) plus the analysed legal terms its plain expressions
     stand for, each once; ``terms`` itself when the build uses no glossary."""
-    if analyzer.settings.glossary != "lgpd":
+    legal = glossary_text(analyzer, query, language)
+    if not legal:
         return terms
     language = language or detect_language(query)
-    extra = analyzer.tokens(legal_terms(query, language), language)
+    extra = analyzer.tokens(legal, language)
     if not extra:
         return terms
     added: list[str] = []

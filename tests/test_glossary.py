@@ -1,10 +1,12 @@
-"""The plain-words glossary: which expressions it expands, when a build turns it on, and that only
-keyword scoring sees it."""
+"""The plain-words glossary: which expressions it expands, when a build turns it on, and how
+keyword and dense search use it."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag_server.analysis import Analyzer, AnalyzerSettings
@@ -13,6 +15,7 @@ from rag_server.errors import BuildError
 from rag_server.glossary import expanded_terms, legal_terms, speaks_lgpd
 from rag_server.loader import IndexBuild
 from rag_server.retrieval import LOCAL
+from rag_server.retrieval.dense import search_vector
 
 
 @pytest.mark.parametrize(
@@ -87,3 +90,37 @@ def test_a_build_records_its_glossary_and_its_queries_follow_it(corpus_dir: Path
     (corpus_dir / "note.txt").write_text("Este guia trata da LGPD.\n", encoding="utf-8")
     named = IndexBuild.load(make_build(corpus_dir, tmp_path / "named").path)
     assert named.manifest["analyzer"]["glossary"] == "lgpd"
+
+
+def test_dense_search_ranks_by_the_question_averaged_with_its_legal_wording(
+    corpus_dir: Path, make_build, tmp_path: Path, fake_encoder
+) -> None:  # type: ignore[no-untyped-def]
+    forced = IndexBuild.load(make_build(corpus_dir, tmp_path / "lgpd", glossary="lgpd").path)
+    plain = IndexBuild.load(make_build(corpus_dir, tmp_path / "auto").path)  # the glossary stays off
+    asked: list[str] = []
+
+    @lru_cache
+    def vector(text: str) -> np.ndarray:
+        asked.append(text)
+        return fake_encoder.encode_queries([text])[0]
+
+    question = "Is my permission needed?"
+    mixed = search_vector(forced.analyzer, vector, question, "en")
+    both = vector(question) + vector(f"{question} (consent)")
+    assert asked == [question, f"{question} (consent)"]
+    np.testing.assert_allclose(mixed, both / np.linalg.norm(both), rtol=1e-6)
+    assert abs(float(np.linalg.norm(mixed)) - 1.0) < 1e-5
+    # No glossary, or no plain words: the question's own vector, embedded once.
+    assert search_vector(plain.analyzer, vector, question, "en") is vector(question)
+    assert search_vector(forced.analyzer, vector, "consent of the data subject", "en") is vector(
+        "consent of the data subject"
+    )
+
+    # The dense retriever searches with that vector, not the question's own.
+    dense = LOCAL.make("dense", forced, encoder=fake_encoder)
+    found = dense.search(question, k=5)
+    expected = forced.dense.search(mixed, 5, None)  # type: ignore[union-attr]
+    assert [h.passage.id for h in found] == [forced.passages[r].id for r in expected.indices.tolist()]
+    np.testing.assert_allclose([h.score for h in found], expected.scores, rtol=1e-5)
+    own = forced.dense.search(vector(question), 5, None)  # type: ignore[union-attr]
+    assert not np.allclose(own.scores, expected.scores)  # the expansion moved the scores

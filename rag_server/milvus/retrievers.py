@@ -22,7 +22,7 @@ from ..embedding import Encoder
 from ..errors import InvalidParameterError
 from ..passage import Passage
 from ..retrieval.base import MAX_K, Filters, Hit, Retriever, check_k
-from ..retrieval.dense import query_vectors
+from ..retrieval.dense import query_vectors, search_vector
 from ..retrieval.hybrid import Fusion
 from .schema import OUTPUT_FIELDS, PASSAGE_ID, ROW, SPARSE, VECTOR, filter_expression, index_terms, passage_of
 from .served import MilvusBuild
@@ -109,7 +109,8 @@ class MilvusDenseRetriever(MilvusIndexRetriever):
 
     def scored(self, query: str, terms: list[str], k: int, expr: str) -> Scored:
         params = {"metric_type": "IP", "params": {"ef": max(2 * k, 64)}}
-        return self._found("dense search", [self.query_vector(query).tolist()], VECTOR, k, expr, params)
+        vector = search_vector(self.build.analyzer, self.query_vector, query, self.query_language)
+        return self._found("dense search", [vector.tolist()], VECTOR, k, expr, params)
 
     def similarity(self, query: str, passage_ids: list[str]) -> list[float]:
         """Cosine similarity between the query and each passage found (the evidence scale)."""
@@ -189,7 +190,11 @@ class MilvusNativeHybridRetriever(MilvusRetriever):
         requests = [
             pymilvus.AnnSearchRequest([index_terms(terms)], SPARSE, {"metric_type": "BM25"}, depth, expr=expr),
             pymilvus.AnnSearchRequest(
-                [self.dense.query_vector(query).tolist()], VECTOR, dense_params, depth, expr=expr
+                [search_vector(self.build.analyzer, self.dense.query_vector, query, self.query_language).tolist()],
+                VECTOR,
+                dense_params,
+                depth,
+                expr=expr,
             ),
         ]
         timeout = self.connection.settings.timeout_s

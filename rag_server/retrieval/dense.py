@@ -8,8 +8,10 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
+from ..analysis import Analyzer
 from ..embedding import DEFAULT_MODEL, Encoder, encoder_mismatch, make_encoder
 from ..errors import IndexLoadError, ModelError
+from ..glossary import glossary_text
 from ..indexes import ScoredPassages
 from ..loader import IndexBuild
 from .base import IndexRetriever
@@ -38,6 +40,25 @@ def query_vectors(build: IndexBuild, encoder: Encoder) -> Callable[[str], npt.ND
     return lru_cache(maxsize=256)(embed)
 
 
+def search_vector(
+    analyzer: Analyzer, query_vector: Callable[[str], npt.NDArray[np.float32]], query: str, language: str | None
+) -> npt.NDArray[np.float32]:
+    """The vector a dense search ranks by: the question's own, or, when the build's glossary finds
+    plain words in it, the normalised mean of the question's vector and that of the question
+    followed by the legal terms they stand for (``analyzer``: the build's, which says whether it
+    uses the glossary) ("apagar meus dados" → "… (eliminação)"). The mean
+    keeps the question's own intent while pulling it towards the statute's wording; chosen on the
+    dev splits (docs/BENCHMARKS.md). The support check and the evidence ranking keep the
+    question's own vector: their thresholds and weights were fitted on it."""
+    vector = query_vector(query)
+    legal = glossary_text(analyzer, query, language)
+    if not legal:
+        return vector
+    mixed = vector + query_vector(f"{query} ({legal})")
+    norm = float(np.linalg.norm(mixed))
+    return (mixed / norm).astype(np.float32) if norm > 0 else vector
+
+
 class DenseRetriever(IndexRetriever):
     """Queries embedded by ``encoder``, which must be the model the build was embedded with."""
 
@@ -52,7 +73,9 @@ class DenseRetriever(IndexRetriever):
         self.index = build.dense
 
     def scored(self, query: str, terms: list[str], k: int, mask: npt.NDArray[np.bool_] | None) -> ScoredPassages:
-        return self.index.search(self.query_vector(query), k, mask)
+        return self.index.search(
+            search_vector(self.build.analyzer, self.query_vector, query, self.query_language), k, mask
+        )
 
     def similarity(self, query: str, passage_ids: list[str]) -> list[float]:
         """Cosine similarity between the query and each passage (an absolute evidence scale)."""
