@@ -71,6 +71,17 @@ _PT = (
     _entry(r"anonimiz\w*|sem identificar|tirar o nome", "anonimização"),
     _entry(r"guardar|manter os dados|por quanto tempo|ate quando", "término do tratamento conservação"),
     _entry(r"terceiriz\w*|prestador\w*|fornecedor\w*", "operador"),
+    # The data subject's rights of Art. 18, as a person asks for them.
+    _entry(
+        r"corrigir|consertar|atualizar (?:os |meus )?dados|dados? (?:errad|incorret|desatualizad)\w*",
+        "correção de dados incompletos inexatos desatualizados",
+    ),
+    _entry(
+        r"(?:ver|saber|consultar) (?:quais|que|os|meus) dados|copia dos (?:meus )?dados|o que (?:eles|a empresa) sabe",
+        "acesso aos dados confirmação da existência de tratamento",
+    ),
+    _entry(r"retirar (?:o |meu )?consentimento|voltar atras|mud\w* de ideia|desistir", "revogação do consentimento"),
+    _entry(r"reclama\w*|denunci\w*|queixa", "petição titular autoridade nacional"),
 )
 
 # English: plain expressions → the corpus's English terms for the same provisions.
@@ -103,6 +114,22 @@ _EN = (
     _entry(r"anonymi[sz]\w*|de-?identif\w*|strip(?:ping)? (?:the )?names", "anonymisation"),
     _entry(r"how long can we keep|keep (?:the |their |my )?data|retain\w*|retention", "end of processing retention"),
     _entry(r"vendor\w*|subcontract\w*|supplier\w*|outsourc\w*", "processor"),
+    # The data subject's rights of Art. 18, as a person asks for them.
+    _entry(
+        r"correct (?:my|the|their|our|inaccurate|wrong)|correction|rectif\w*|fix (?:my|the|their)|"
+        r"wrong (?:data|information)|out of date|outdated",
+        "correction",
+    ),
+    _entry(
+        r"(?:see|know|find out) (?:what|which) data|copy of (?:my|their|the) data|what (?:data|information) "
+        r"(?:you|they|the company) (?:have|hold)",
+        "access confirmation of processing",
+    ),
+    _entry(
+        r"take back (?:my |their )?consent|change[sd]? (?:my|their|his|her) mind|opt[- ]?out|withdraw",
+        "withdraw consent",
+    ),
+    _entry(r"complain\w*|report (?:a|the) company|file a (?:report|complaint)", "petition national authority"),
 )
 
 GLOSSARY: dict[str, tuple[GlossaryEntry, ...]] = {"pt": _PT, "en": _EN}

@@ -27,6 +27,14 @@ from rag_server.retrieval.dense import search_vector
         ("Can I take my data to a different bank?", "en", "portability"),
         ("Do we have to tell customers when we get hacked?", "en", "security incident"),
         ("Do government agencies need a DPO?", "en", "data protection officer public authorities"),
+        (
+            "Como faço pra corrigir um dado errado no cadastro?",
+            "pt",
+            "correção de dados incompletos inexatos desatualizados",
+        ),
+        ("Can I get a copy of my data?", "en", "access confirmation of processing"),
+        ("What if a customer changes their mind later?", "en", "withdraw consent"),
+        ("Is this the correct way to store logs?", "en", ""),  # "correct" alone is not the right to correction
     ],
 )
 def test_plain_expressions_give_the_law_s_terms(question: str, language: str, expected: str) -> None:
