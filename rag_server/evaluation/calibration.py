@@ -18,6 +18,7 @@ alone, the threshold refused one natural question in five (docs/BENCHMARKS.md).
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,9 +89,11 @@ class Calibration:
                         rate, what = sum(v < self.threshold for v in scores) / len(scores), "refused"
                     lines.append(f"| {s.split} | {name} | {len(scores)} | {rate:.1%} {what} |")
         if self.chosen:
-            lines.append(f"\nthreshold (chosen on dev): {self.threshold:.3f}  -> RAG_SUPPORT_THRESHOLD")
+            # Rounded down, so that the setting answers every question the chosen threshold answers.
+            setting = math.floor(self.threshold * 10_000) / 10_000
+            lines.append(f"\nthreshold (chosen on dev): {setting:.4f}  -> RAG_SUPPORT_THRESHOLD")
         else:
-            lines.append(f"\nthreshold (given): {self.threshold:.3f}")
+            lines.append(f"\nthreshold (given): {self.threshold:.4f}")
         return "\n".join(lines)
 
 
