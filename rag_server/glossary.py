@@ -73,15 +73,20 @@ _PT = (
     _entry(r"terceiriz\w*|prestador\w*|fornecedor\w*", "operador"),
     # The data subject's rights of Art. 18, as a person asks for them.
     _entry(
-        r"corrigir|consertar|atualizar (?:os |meus )?dados|dados? (?:errad|incorret|desatualizad)\w*",
+        r"(?:corrig|atualiz)\w* (?:(?:os|meus|seus|um|o|meu|seu) )?(?:dados?|cadastro|informac\w*)|"
+        r"dados? (?:errad|incorret|desatualizad)\w*",
         "correção de dados incompletos inexatos desatualizados",
     ),
     _entry(
         r"(?:ver|saber|consultar) (?:quais|que|os|meus) dados|copia dos (?:meus )?dados|o que (?:eles|a empresa) sabe",
         "acesso aos dados confirmação da existência de tratamento",
     ),
-    _entry(r"retirar (?:o |meu )?consentimento|voltar atras|mud\w* de ideia|desistir", "revogação do consentimento"),
-    _entry(r"reclama\w*|denunci\w*|queixa", "petição titular autoridade nacional"),
+    _entry(r"retirar (?:o |meu )?consentimento|mud\w* de ideia", "revogação do consentimento"),
+    _entry(
+        r"(?:reclamar|denunciar|queixa) (?:\w+ )?(?:na|a|para a|junto a) (?:anpd|autoridade)|"
+        r"(?:fazer|abrir|registrar) (?:uma )?(?:denuncia|reclamacao)",
+        "petição titular autoridade nacional",
+    ),
 )
 
 # English: plain expressions → the corpus's English terms for the same provisions.
@@ -116,8 +121,8 @@ _EN = (
     _entry(r"vendor\w*|subcontract\w*|supplier\w*|outsourc\w*", "processor"),
     # The data subject's rights of Art. 18, as a person asks for them.
     _entry(
-        r"correct (?:my|the|their|our|inaccurate|wrong)|correction|rectif\w*|fix (?:my|the|their)|"
-        r"wrong (?:data|information)|out of date|outdated",
+        r"(?:correct|fix|updat)\w* (?:(?:my|the|their|our|his|her|a) )?(?:data|details|records?|information|address|name)|"
+        r"correction|rectif\w*|(?:wrong|inaccurate|outdated|out-of-date) (?:data|information|details)",
         "correction",
     ),
     _entry(
@@ -129,7 +134,11 @@ _EN = (
         r"take back (?:my |their )?consent|change[sd]? (?:my|their|his|her) mind|opt[- ]?out|withdraw",
         "withdraw consent",
     ),
-    _entry(r"complain\w*|report (?:a|the) company|file a (?:report|complaint)", "petition national authority"),
+    _entry(
+        r"complain\w* (?:\w+ )?to (?:the )?(?:anpd|authority|regulator)|(?:file|lodge) a complaint|"
+        r"report (?:a|the|this) company",
+        "petition national authority",
+    ),
 )
 
 GLOSSARY: dict[str, tuple[GlossaryEntry, ...]] = {"pt": _PT, "en": _EN}
