@@ -35,6 +35,9 @@ from rag_server.retrieval.dense import search_vector
         ("Can I get a copy of my data?", "en", "access confirmation of processing"),
         ("What if a customer changes their mind later?", "en", "withdraw consent"),
         ("Is this the correct way to store logs?", "en", ""),  # "correct" alone is not the right to correction
+        ("Se a empresa corrigir o problema logo, a multa fica menor?", "pt", "sanções administrativas"),
+        ("Qual o prazo para desistir de uma compra pela internet?", "pt", ""),  # consumer law, not consent
+        ("Quero reclamar na ANPD da empresa", "pt", "petição titular autoridade nacional"),
     ],
 )
 def test_plain_expressions_give_the_law_s_terms(question: str, language: str, expected: str) -> None:
