@@ -121,7 +121,8 @@ _EN = (
     _entry(r"vendor\w*|subcontract\w*|supplier\w*|outsourc\w*", "processor"),
     # The data subject's rights of Art. 18, as a person asks for them.
     _entry(
-        r"(?:correct|fix|updat)\w* (?:(?:my|the|their|our|his|her|a) )?(?:data|details|records?|information|address|name)|"
+        r"(?:correct|fix|updat)\w* (?:(?:my|the|their|our|his|her|a) )?"
+        r"(?:data|details|records?|information|address|name)|"
         r"correction|rectif\w*|(?:wrong|inaccurate|outdated|out-of-date) (?:data|information|details)",
         "correction",
     ),
