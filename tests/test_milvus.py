@@ -285,3 +285,26 @@ def test_unreachable_milvus_fails_a_build_with_one_line(tmp_path: Path) -> None:
         ]
     )
     assert code == 2
+
+
+def test_dense_search_reads_the_glossary_as_the_local_backend_does(  # type: ignore[no-untyped-def]
+    milvus_settings, make_build, tmp_path: Path, fake_encoder
+) -> None:
+    from rag_server.loader import IndexBuild
+    from rag_server.retrieval import LOCAL
+
+    settings = _with_alias(milvus_settings, "glossary")
+    _build(settings, tmp_path / "milvus-cache", glossary="lgpd")
+    build = MilvusSource(settings).open()
+    local = IndexBuild.load(make_build(FIXTURES / "corpus", tmp_path / "local", glossary="lgpd").path)
+    assert build.analyzer.settings.glossary == local.analyzer.settings.glossary == "lgpd"
+
+    question = "Is my permission needed?"  # plain words: the glossary adds "consent"
+    theirs = MILVUS.make("dense", build, encoder=fake_encoder).search(question, k=5)
+    ours = LOCAL.make("dense", local, encoder=fake_encoder).search(question, k=5)
+    assert [h.passage_id for h in theirs] == [h.passage_id for h in ours]
+    assert [h.score for h in theirs] == pytest.approx([h.score for h in ours], rel=1e-5)
+    # Milvus's native fusion sends the same dense vector as the fusion made here.
+    native = MILVUS.make("hybrid", build, encoder=fake_encoder, native=True).search(question, k=20)
+    fused = MILVUS.make("hybrid", build, encoder=fake_encoder).search(question, k=20)
+    assert {h.passage_id: round(h.score, 5) for h in native} == {h.passage_id: round(h.score, 5) for h in fused}
