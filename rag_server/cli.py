@@ -369,7 +369,9 @@ def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     cal = sub.add_parser("calibrate", help="choose the support threshold on dev, check it on test")
     cal.add_argument("--index", default=settings.index_dir, help="index root or build directory")
     cal.add_argument("--strategy", default=LOCAL.default, help=_strategy_help())
-    cal.add_argument("-k", "--k", type=int, default=5, help="passages whose best cosine is the evidence (as /v1/ask)")
+    cal.add_argument(
+        "-k", "--k", type=int, default=5, help="passages whose best cosine is the evidence (5, as /v1/ask's default)"
+    )
     cal.add_argument("--threshold", type=float, default=None, help="score this threshold instead of choosing one")
     cal.add_argument("--min-answered", type=float, default=0.95, help="share of in-domain dev questions answered")
     cal.set_defaults(func=cmd_calibrate)

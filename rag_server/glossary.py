@@ -71,20 +71,25 @@ _PT = (
     _entry(r"anonimiz\w*|sem identificar|tirar o nome", "anonimização"),
     _entry(r"guardar|manter os dados|por quanto tempo|ate quando", "término do tratamento conservação"),
     _entry(r"terceiriz\w*|prestador\w*|fornecedor\w*", "operador"),
-    # The data subject's rights of Art. 18, as a person asks for them.
+    # The data subject's rights of Art. 18, as a person asks for them: only with the person's own data
+    # as the object ("corrigir meus dados"), never on the verb alone ("corrigir o problema").
     _entry(
-        r"(?:corrig|atualiz)\w* (?:(?:os|meus|seus|um|o|meu|seu) )?(?:dados?|cadastro|informac\w*)|"
-        r"dados? (?:errad|incorret|desatualizad)\w*",
+        r"(?:corrigir|atualizar) (?:(?:os |as )?(?:meus|minhas|seus|suas) |(?:o |a )?(?:meu|minha|seu|sua) )"
+        r"(?:dados?|cadastro|informac\w*|endereco|nome)\b|"
+        r"(?:meus|seus) dados (?:estao |estavam )?(?:errad|incorret|desatualizad)\w*|"
+        r"\bdados? (?:errad|incorret|desatualizad)\w* (?:no|do|em) (?:meu |seu )?cadastro",
         "correção de dados incompletos inexatos desatualizados",
     ),
     _entry(
-        r"(?:ver|saber|consultar) (?:quais|que|os|meus) dados|copia dos (?:meus )?dados|o que (?:eles|a empresa) sabe",
+        r"(?:ver|saber|consultar) (?:quais )?(?:os )?meus dados|copia dos meus dados|"
+        r"o que (?:eles|a empresa) sabe sobre mim|"
+        r"quais dados (?:voces|eles|a empresa) (?:tem|guarda\w*) (?:de|sobre) mim",
         "acesso aos dados confirmação da existência de tratamento",
     ),
     _entry(r"retirar (?:o |meu )?consentimento|mud\w* de ideia", "revogação do consentimento"),
     _entry(
-        r"(?:reclamar|denunciar|queixa) (?:\w+ )?(?:na|a|para a|junto a) (?:anpd|autoridade)|"
-        r"(?:fazer|abrir|registrar) (?:uma )?(?:denuncia|reclamacao)",
+        r"(?:reclamar|denunciar|queixa|denuncia|reclamacao) (?:\w+ )?(?:na|a|para a|junto a|contra \w+ na) "
+        r"(?:anpd|autoridade nacional)",
         "petição titular autoridade nacional",
     ),
 )
@@ -119,25 +124,27 @@ _EN = (
     _entry(r"anonymi[sz]\w*|de-?identif\w*|strip(?:ping)? (?:the )?names", "anonymisation"),
     _entry(r"how long can we keep|keep (?:the |their |my )?data|retain\w*|retention", "end of processing retention"),
     _entry(r"vendor\w*|subcontract\w*|supplier\w*|outsourc\w*", "processor"),
-    # The data subject's rights of Art. 18, as a person asks for them.
+    # The data subject's rights of Art. 18, as a person asks for them (only with the person's own data).
     _entry(
-        r"(?:correct|fix|updat)\w* (?:(?:my|the|their|our|his|her|a) )?"
-        r"(?:data|details|records?|information|address|name)|"
-        r"correction|rectif\w*|(?:wrong|inaccurate|outdated|out-of-date) (?:data|information|details)",
+        r"(?:correct|fix|update|rectify) (?:my|their|his|her) (?:personal )?(?:data|details|records?|information|"
+        r"address|name)\b|rectification|(?:my|their) (?:data|information|details) (?:is|are|was|were) "
+        r"(?:wrong|inaccurate|outdated|out of date|incorrect)",
         "correction",
     ),
     _entry(
-        r"(?:see|know|find out) (?:what|which) data|copy of (?:my|their|the) data|what (?:data|information) "
-        r"(?:you|they|the company) (?:have|hold)",
+        r"(?:see|know|find out) (?:what|which) (?:personal )?(?:data|information) (?:you|they|the company|it) "
+        r"(?:have|has|hold|holds|keep|keeps)|copy of (?:my|their) (?:personal )?data|"
+        r"what (?:data|information) (?:you|they|the company) (?:have|hold|keep) (?:on|about) (?:me|them)",
         "access confirmation of processing",
     ),
     _entry(
-        r"take back (?:my |their )?consent|change[sd]? (?:my|their|his|her) mind|opt[- ]?out|withdraw",
+        r"(?:take back|withdraw\w*|revok\w*) (?:my |their |the |his |her )?consent|"
+        r"change[sd]? (?:my|their|his|her) mind",
         "withdraw consent",
     ),
     _entry(
-        r"complain\w* (?:\w+ )?to (?:the )?(?:anpd|authority|regulator)|(?:file|lodge) a complaint|"
-        r"report (?:a|the|this) company",
+        r"(?:complain\w*|(?:file|lodge) a complaint|report (?:a|the|this) company) (?:\w+ )?(?:\w+ )?to "
+        r"(?:the )?(?:anpd|data protection authority|national authority|regulator)",
         "petition national authority",
     ),
 )

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rag_server.analysis import detect_language
 from rag_server.evaluation.answers import ANSWER_QUESTIONS, fit_weights, load_answer_questions, top_rates
 from rag_server.evidence import EvidenceSentence, _overlap
-from rag_server.glossary import expanded_terms
+from rag_server.glossary import glossary_text
 from rag_server.pipeline import DEFAULT_ASK_K, RagPipeline
 
 CANDIDATES = ("sentence_dense", "lexical_glossary", "opens_passage", "length")
@@ -45,10 +46,13 @@ def candidate_signals(pipeline: RagPipeline, question: str, ranked: Sequence[Evi
     dense = pipeline.retriever("dense", state)
     vectors = pipeline.encoder(state).encode_passages([s.text for s in ranked])
     similarity = vectors @ dense.query_vector(question)  # type: ignore[attr-defined]
+    # The glossary reads the question in its own language (as BM25 expands a query); its legal
+    # terms, like the question's words, are analysed in each sentence's language.
+    legal = glossary_text(analyzer, question, detect_language(question))
     rows = []
     for s, cosine in zip(ranked, similarity, strict=True):
         language = s.passage.language
-        terms = expanded_terms(analyzer, question, analyzer.tokens(question, language), language)
+        terms = analyzer.tokens(f"{question} {legal}", language)
         asked = {t: ranker.idf(t) for t in set(terms)}
         lexical = _overlap(asked, analyzer.tokens(s.text, language))
         rows.append([float(cosine), lexical, float(s.span.start == 0), min(len(s.text), 400) / 400])

@@ -38,6 +38,15 @@ from rag_server.retrieval.dense import search_vector
         ("Se a empresa corrigir o problema logo, a multa fica menor?", "pt", "sanções administrativas"),
         ("Qual o prazo para desistir de uma compra pela internet?", "pt", ""),  # consumer law, not consent
         ("Quero reclamar na ANPD da empresa", "pt", "petição titular autoridade nacional"),
+        # The rights entries need the person's own data or the authority as their object.
+        ("Can I withdraw from an online purchase?", "en", ""),
+        ("We updated data processing agreements", "en", ""),
+        ("What is the correct data retention period?", "en", "end of processing retention"),
+        ("registrar uma reclamação no Procon", "pt", ""),
+        ("I filed a complaint with the consumer court", "en", ""),
+        ("Preciso ver os dados de saúde dos funcionários", "pt", "dado pessoal sensível"),
+        ("How do I withdraw my consent?", "en", "withdraw consent"),
+        ("Quero corrigir minhas informações", "pt", "correção de dados incompletos inexatos desatualizados"),
     ],
 )
 def test_plain_expressions_give_the_law_s_terms(question: str, language: str, expected: str) -> None:

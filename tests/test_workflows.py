@@ -14,7 +14,7 @@ import torch
 from rag_server import cli
 from rag_server.errors import ConfigError, InvalidParameterError
 from rag_server.evaluation import StrategySpec
-from rag_server.evaluation.calibration import calibrate
+from rag_server.evaluation.calibration import calibrate, setting_for
 from rag_server.evaluation.datasets import EvalQuery, EvalSet
 from rag_server.evaluation.tuning import tune
 from rag_server.generator import Generator
@@ -102,15 +102,36 @@ def test_calibrate_chooses_the_highest_threshold_that_answers_enough(built, tmp_
     result = calibrate(pipeline, "bm25", 3, 0.5, questions, offtopic)
     dev = result.splits[0]
     assert (dev.split, len(dev.in_domain), len(dev.off_topic)) == ("dev", 2, 1)
-    assert result.threshold == max(dev.in_domain)  # answering half the dev questions allows the higher score
+    # Answering half the dev questions allows the higher score (as a setting: rounded down).
+    assert result.threshold == setting_for(max(dev.in_domain))
     assert dev.rates(result.threshold)[0] == 0.5
     strict = calibrate(pipeline, "bm25", 3, 1.0, questions, offtopic)
-    assert strict.threshold == min(strict.splits[0].in_domain)
+    assert strict.threshold == setting_for(min(strict.splits[0].in_domain))
     assert "threshold (chosen on dev)" in result.markdown() and "| test | 1 |" in result.markdown()
-    # A given threshold is scored, not chosen: above every in-domain score, nothing is answered.
-    given = calibrate(pipeline, "bm25", 3, 0.5, questions, offtopic, threshold=max(dev.in_domain) + 1)
-    assert given.threshold == max(dev.in_domain) + 1 and given.splits[0].rates(given.threshold)[0] == 0.0
-    assert "threshold (given)" in given.markdown() and "chosen on dev" not in given.markdown()
+    # A given threshold is scored, not chosen (min_answered plays no part): above every in-domain
+    # score, nothing is answered and every off-topic question is refused, and the report says so.
+    above = max(dev.in_domain + dev.off_topic) + 1
+    given = calibrate(pipeline, "bm25", 3, 1.0, questions, offtopic, threshold=above)
+    assert given.threshold == above and not given.chosen
+    report = given.markdown()
+    assert "| dev | 2 |" in report and "| 0.0% | 100.0% |" in report
+    assert f"threshold (given): {above:.4f}" in report and "chosen on dev" not in report
+    with pytest.raises(ValueError, match="the test split needs in-domain and off-topic questions"):
+        calibrate(pipeline, "bm25", 3, 0.5, questions, [offtopic[0]])
+
+
+def test_the_chosen_setting_is_rounded_down_so_it_answers_what_the_threshold_answers() -> None:
+    assert setting_for(0.8525117) == 0.8525 and setting_for(0.85) == 0.85
+    for value in (0.0037, 0.12345678, 0.99999, float.fromhex("0x1.e5d9e83e425afp-1")):
+        setting = setting_for(value)
+        assert setting <= value and value - setting < 0.0002 and round(setting, 4) == setting
+
+
+def test_calibrate_retrieves_as_many_passages_as_ask_does() -> None:
+    from rag_server.cli import make_parser
+    from rag_server.pipeline import DEFAULT_ASK_K
+
+    assert make_parser().parse_args(["calibrate"]).k == DEFAULT_ASK_K
 
 
 def test_tune_compares_the_variants_for_each_bm25_setting(fake_encoder) -> None:  # type: ignore[no-untyped-def]

@@ -89,9 +89,7 @@ class Calibration:
                         rate, what = sum(v < self.threshold for v in scores) / len(scores), "refused"
                     lines.append(f"| {s.split} | {name} | {len(scores)} | {rate:.1%} {what} |")
         if self.chosen:
-            # Rounded down, so that the setting answers every question the chosen threshold answers.
-            setting = math.floor(self.threshold * 10_000) / 10_000
-            lines.append(f"\nthreshold (chosen on dev): {setting:.4f}  -> RAG_SUPPORT_THRESHOLD")
+            lines.append(f"\nthreshold (chosen on dev): {self.threshold:.4f}  -> RAG_SUPPORT_THRESHOLD")
         else:
             lines.append(f"\nthreshold (given): {self.threshold:.4f}")
         return "\n".join(lines)
@@ -157,8 +155,19 @@ def calibrate(
             own = questions or load_project_questions()
             labelled = given_questions(own, load_offtopic() if offtopic is None else offtopic, split)
         splits.append(split_scores(pipeline, split, labelled, strategy, k))
+    for scores in splits:
+        if not scores.in_domain or not scores.off_topic:
+            raise ValueError(f"the {scores.split} split needs in-domain and off-topic questions to calibrate on")
     if threshold is not None:
         return Calibration(threshold, strategy, k, splits, chosen=False)
     dev = splits[0]
     best = max(t for t in sorted(set(dev.in_domain + dev.off_topic)) if dev.rates(t)[0] >= min_answered)
-    return Calibration(best, strategy, k, splits)
+    return Calibration(setting_for(best), strategy, k, splits)
+
+
+def setting_for(threshold: float) -> float:
+    """``threshold`` rounded *down* to four decimals, the setting an operator types: it answers
+    every question the exact threshold answers (rounding to nearest printed 0.85251 as 0.853,
+    which refused some of them). The report's rates are those of this setting."""
+    setting = math.floor(threshold * 10_000) / 10_000
+    return setting if setting <= threshold else setting - 0.0001  # floor of a float can land above it

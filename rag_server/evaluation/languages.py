@@ -5,6 +5,9 @@ sets do; a BEIR set has one). Each language's scores are over its own questions 
 strategy's overall score is the average of its languages' scores weighted by their question
 counts. The served default must be at least as good as its best component in each language
 (issue 13), which one overall number can hide.
+
+That identity assumes every judged question has a language (the project's sets do; one without
+is left out of this view) and, for the article view, a passage judged at the relevant grade.
 """
 
 from __future__ import annotations
