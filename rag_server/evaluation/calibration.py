@@ -53,9 +53,13 @@ class SplitScores:
 
     def rates(self, threshold: float) -> tuple[float, float]:
         """Share of in-domain questions answered and of off-topic ones refused at ``threshold``."""
-        answered = sum(s >= threshold for s in self.in_domain) / len(self.in_domain)
-        refused = sum(s < threshold for s in self.off_topic) / len(self.off_topic)
-        return answered, refused
+        return handled(self.in_domain, True, threshold), handled(self.off_topic, False, threshold)
+
+
+def handled(scores: Sequence[float], in_domain: bool, threshold: float) -> float:
+    """Share of ``scores`` handled right at ``threshold``: answered when in domain, else refused."""
+    right = sum((s >= threshold) == in_domain for s in scores)
+    return right / len(scores)
 
 
 @dataclass(frozen=True)
@@ -83,10 +87,7 @@ class Calibration:
             lines.append("| --- | --- | ---: | ---: |")
             for s in self.splits:
                 for name, (in_domain, scores) in s.sources.items():
-                    if in_domain:
-                        rate, what = sum(v >= self.threshold for v in scores) / len(scores), "answered"
-                    else:
-                        rate, what = sum(v < self.threshold for v in scores) / len(scores), "refused"
+                    rate, what = handled(scores, in_domain, self.threshold), "answered" if in_domain else "refused"
                     lines.append(f"| {s.split} | {name} | {len(scores)} | {rate:.1%} {what} |")
         if self.chosen:
             lines.append(f"\nthreshold (chosen on dev): {self.threshold:.4f}  -> RAG_SUPPORT_THRESHOLD")
