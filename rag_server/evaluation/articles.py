@@ -17,6 +17,8 @@ from ..passage import Passage
 from .runner import StrategyResult
 
 ARTICLE_METRICS = ("hit_rate@1", "hit_rate@5", "mrr@10")
+ARTICLE_HEADING = "Right article (for a guide, its section) in the ranking:"
+"""The line above :func:`article_table` in ``compare`` and ``tune`` reports."""
 ARTICLE_LABELS = {"hit_rate@1": "article in top 1", "hit_rate@5": "article in top 5", "mrr@10": "article MRR@10"}
 
 

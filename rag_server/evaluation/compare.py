@@ -20,7 +20,7 @@ from ..embedding import DEFAULT_MODEL, Encoder
 from ..indexes import BM25Params
 from ..loader import IndexBuild
 from ..retrieval import LOCAL, Retriever, encoder_for_build, make_retriever
-from .articles import article_scores, article_table
+from .articles import ARTICLE_HEADING, article_scores, article_table
 from .datasets import (
     NATURAL_QUESTIONS,
     PROJECT_QUESTIONS,
@@ -122,10 +122,10 @@ def compare(
             markdown_table(results, published),
         ]
         articles: dict[str, dict[str, float]] = {}
-        if evalset.level == "passage":
-            articles = article_scores(results, qrels, build.passages, relevant_grade)
-            sections.append("Right article (for a guide, its section) in the ranking:\n\n" + article_table(articles))
-        passages = build.passages if evalset.level == "passage" else None
+        passages = build.passages if evalset.level == "passage" else None  # judged by passage: an article view
+        if passages is not None:
+            articles = article_scores(results, qrels, passages, relevant_grade)
+            sections.append(f"{ARTICLE_HEADING}\n\n{article_table(articles)}")
         languages = language_scores(results, qrels, evalset.queries, relevant_grade, passages)
         if languages:
             sections.append("By question language:\n\n" + language_table(languages))

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import InvalidParameterError
 from ..indexes import BM25Params
+from .articles import ARTICLE_HEADING, article_table
 from .compare import Comparison, compare
 from .runner import StrategySpec
 
@@ -44,13 +45,11 @@ class TuningRun:
     comparison: Comparison
 
     def markdown(self) -> str:
-        sections = self.comparison.markdown.split("\n\n")
-        table = sections[1]  # the metrics table, without the t-tests
-        # The right-article table follows it when the set is judged by article (project, natural).
-        articles = [
-            f"{sections[i]}\n\n{sections[i + 1]}" for i in range(2, len(sections) - 1) if "article" in sections[i]
-        ]
-        return "\n\n".join([f"### BM25 k1={self.bm25.k1} b={self.bm25.b}", table, *articles[:1]])
+        table = self.comparison.markdown.split("\n\n")[1]  # the metrics table, without the t-tests
+        parts = [f"### BM25 k1={self.bm25.k1} b={self.bm25.b}", table]
+        if self.comparison.articles:  # a set judged by article (project, natural)
+            parts += [ARTICLE_HEADING, article_table(self.comparison.articles)]
+        return "\n\n".join(parts)
 
 
 def tune(
