@@ -43,13 +43,13 @@ def query_vectors(build: IndexBuild, encoder: Encoder) -> Callable[[str], npt.ND
 def search_vector(
     analyzer: Analyzer, query_vector: Callable[[str], npt.NDArray[np.float32]], query: str, language: str | None
 ) -> npt.NDArray[np.float32]:
-    """The vector a dense search ranks by: the question's own, or, when the build's glossary finds
-    plain words in it, the normalised mean of the question's vector and that of the question
-    followed by the legal terms they stand for (``analyzer``: the build's, which says whether it
-    uses the glossary) ("apagar meus dados" → "… (eliminação)"). The mean
-    keeps the question's own intent while pulling it towards the statute's wording; chosen on the
-    dev splits (docs/BENCHMARKS.md). The support check and the evidence ranking keep the
-    question's own vector: their thresholds and weights were fitted on it."""
+    """The vector a dense search ranks by: the question's own, or, when the glossary of the build
+    (whose ``analyzer`` says whether it has one) finds plain words in it, the normalised mean of
+    the question's vector and that of the question followed by the legal terms they stand for
+    ("apagar meus dados" → "apagar meus dados (eliminação)"). The mean keeps the question's own
+    intent while pulling it towards the statute's wording; chosen on the dev splits
+    (docs/BENCHMARKS.md). The support check and the evidence ranking keep the question's own
+    vector: their thresholds and weights were fitted on it."""
     vector = query_vector(query)
     legal = glossary_text(analyzer, query, language)
     if not legal:
