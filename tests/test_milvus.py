@@ -308,3 +308,42 @@ def test_dense_search_reads_the_glossary_as_the_local_backend_does(  # type: ign
     native = MILVUS.make("hybrid", build, encoder=fake_encoder, native=True).search(question, k=20)
     fused = MILVUS.make("hybrid", build, encoder=fake_encoder).search(question, k=20)
     assert {h.passage_id: round(h.score, 5) for h in native} == {h.passage_id: round(h.score, 5) for h in fused}
+
+
+class _FlakyClient:
+    """Stands in for ``pymilvus.MilvusClient``: the first ``failures`` constructions fail after
+    ``delay`` seconds, as a reset (fast) or a timed-out (slow) connect does."""
+
+    calls = 0
+    failures = 1
+    delay = 0.0
+
+    def __init__(self, **_: object) -> None:
+        type(self).calls += 1
+        if type(self).calls <= type(self).failures:
+            time.sleep(type(self).delay)
+            raise ConnectionError("UNAVAILABLE: GOAWAY received; too_many_pings")
+
+
+@pytest.mark.parametrize(
+    ("failures", "delay", "timeout_s", "tries", "connects"),
+    [
+        (1, 0.0, 5.0, 2, True),  # reset at once: one more try, and it connects
+        (2, 0.0, 5.0, 2, False),  # reset twice: the error, after two tries only
+        (1, 0.05, 0.05, 1, False),  # timed out: no second wait, the error at once
+    ],
+)
+def test_a_connect_reset_at_once_is_tried_once_more_and_a_timeout_is_not(  # type: ignore[no-untyped-def]
+    monkeypatch, failures: int, delay: float, timeout_s: float, tries: int, connects: bool
+) -> None:
+    import pymilvus
+
+    flaky = type("Flaky", (_FlakyClient,), {"calls": 0, "failures": failures, "delay": delay})
+    monkeypatch.setattr(pymilvus, "MilvusClient", flaky)
+    settings = MilvusSettings(uri="http://127.0.0.1:1", timeout_s=timeout_s)
+    if connects:
+        assert isinstance(MilvusConnection(settings).client, flaky)
+    else:
+        with pytest.raises(BackendUnavailableError, match="connect failed: UNAVAILABLE"):
+            MilvusConnection(settings)
+    assert flaky.calls == tries

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -61,6 +62,7 @@ class MilvusSettings:
 
 
 _NOT_LOADED = 101  # pymilvus's code for a collection that is not loaded
+_RECONNECT_PAUSE_S = 0.25  # long enough for a reset channel to close, short against any timeout
 
 
 def _reason(exc: BaseException) -> str:
@@ -76,10 +78,30 @@ class MilvusConnection:
         self.backend = settings.backend
         pymilvus = require("pymilvus", "milvus")
         self.pymilvus = pymilvus
-        self._client = self.call(
-            "connect",
-            lambda: pymilvus.MilvusClient(uri=settings.uri, token=settings.token, timeout=settings.timeout_s),
-        )
+        self._client = self._connect()
+
+    def _connect(self) -> Any:
+        """A client, with one more try when the first fails fast.
+
+        A connection that fails at once was reset rather than unreachable: pymilvus pings an
+        idle channel every 10 s, a server left at gRPC's default ping policy (Milvus Lite's)
+        answers the third idle ping with GOAWAY "too many pings", and a connect that races it
+        fails with UNAVAILABLE; a fresh channel a moment later succeeds. A connect that timed
+        out is not retried, so an unreachable Milvus still fails within one timeout.
+        """
+        settings = self.settings
+
+        def connect() -> Any:
+            return self.pymilvus.MilvusClient(uri=settings.uri, token=settings.token, timeout=settings.timeout_s)
+
+        started = time.monotonic()
+        try:
+            return self.call("connect", connect)
+        except BackendUnavailableError:
+            if time.monotonic() - started > settings.timeout_s / 2:
+                raise
+        time.sleep(_RECONNECT_PAUSE_S)
+        return self.call("connect", connect)
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         try:
