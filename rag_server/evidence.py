@@ -15,7 +15,9 @@ gets a score that adds up, with weights chosen on the dev split of the answer se
   read from the dense index (no model call);
 * ``answer_type``: the question asks for a duration ("prazo", "how long"), an amount ("valor",
   "how much"), a count ("quantos", "how many") or a date ("quando entrou em vigor"), and the
-  sentence holds one;
+  sentence holds one that the question does not name already (the ANPD does not answer "who in
+  the ANPD…"); the numbers of articles and acts ("art. 52", "Lei 13.709/2018") are neither
+  counts nor dates;
 * ``passage``: the reciprocal rank of the sentence's passage in the retrieval, and
   ``passage_score``: its retrieval score over the best one's (how far behind the top it is);
 * ``heading``: the share of the question's terms in the passage's title and section heading
@@ -137,8 +139,43 @@ def answer_type(question: str) -> str | None:
     return None
 
 
-def holds_answer_type(sentence: str, kind: str | None) -> bool:
-    return kind is not None and bool(ANSWER_TYPES[kind][1].search(fold(sentence)))
+_CITATION = re.compile(
+    # Over folded text: numbers that name a provision or an act, never a count or a date of the
+    # answer: "art. 52", "arts. 33 a 36", "§ 1o", "lei no 13.709/2018", "no 15/2024", "res. 4/2023".
+    r"\barts?\.?\s*\d+(?:-?[a-z]\b)?o?(?:\s*(?:,|a|e|to|and)\s*\d+(?:-?[a-z]\b)?o?)*"
+    r"|§+\s*\d+o?"
+    r"|\b(?:leis?|laws?|decretos?|decrees?|resolucao|resolution|res|mp)\b\.?\s*(?:complementar\s*|cd/anpd\s*)?"
+    r"(?:no?\.?\s*)?\d[\d.,]*(?:/\d{2,4})?"
+    r"|\bno?\.?\s*\d+/\d{2,4}\b"
+    r"|\b\d{1,3}(?:\.\d{3})+/\d{4}\b"
+)
+_MEASURE = re.compile(
+    # A run of quantities ending in a unit of time, money or share: "2, 3, 4, 5 e 6 anos", "R$ 12.000", "2%".
+    rf"(?:{_QUANTITY}\s*(?:,|\be\b|\band\b|\bou\b|\bor\b|\ba\b|\bto\b)\s*)*{_QUANTITY}\s+(?:\w+\s+)?"
+    r"(?:dias?|horas?|meses|mes|anos?|semanas?|days?|hours?|months?|years?|weeks?)\b"
+    r"|r\$\s*[\d.,]+|[\d.,]+\s*(?:%|por cento|percent)"
+)
+_NEW_TO_THE_QUESTION = ("who", "amount", "count", "date")
+"""Answer types whose match must not be in the question already: "Quem dentro da ANPD decide…"
+is not answered by a sentence naming the ANPD, nor "valor … faturamento" by one that says
+"faturamento"."""
+
+
+def holds_answer_type(sentence: str, kind: str | None, question: str = "") -> bool:
+    """Whether ``sentence`` holds the kind of fact ``question`` asks for. Counts and dates ignore
+    the numbers of legal citations ("art. 52", "Lei 13.709/2018"); a person, body, amount, count
+    or date counts only when the question does not name it already."""
+    if kind is None:
+        return False
+    text = fold(sentence)
+    if kind in ("count", "date"):
+        text = _CITATION.sub(" ", text)
+    if kind == "count":  # "mandatos de 2, 3 e 4 anos", "R$ 12.000", "2%": a duration or an amount, not a count
+        text = _MEASURE.sub(" ", text)
+    asked = fold(question) if kind in _NEW_TO_THE_QUESTION else ""
+    return any(
+        not (asked and match.group(0).strip() in asked) for match in ANSWER_TYPES[kind][1].finditer(text)
+    )
 
 
 # ----------------------------------------------------------------------------- ranking
@@ -251,7 +288,7 @@ class SentenceRanker:
             features = {
                 "lexical": _overlap(asked, terms),
                 "dense": float(dense[order]) if dense is not None else 0.0,
-                "answer_type": 1.0 if holds_answer_type(text, kind) else 0.0,
+                "answer_type": 1.0 if holds_answer_type(text, kind, question) else 0.0,
                 "passage": 1.0 / (position + 1),
                 "passage_score": score / best_score if best_score > 0 else 0.0,
                 "passage_dense": similar[position],

@@ -71,6 +71,33 @@ def test_sentences_holding_the_new_answer_types() -> None:
     assert not holds_answer_type("O encarregado é o canal de comunicação.", "yesno")
 
 
+@pytest.mark.parametrize(
+    ("sentence", "kind", "question", "holds"),
+    [
+        # A body the question already names is not the answer to "who".
+        ("Na avaliação, a ANPD considera os critérios do art. 34.", "who", "Quem dentro da ANPD decide?", False),
+        ("A decisão cabe ao Conselho Diretor da ANPD.", "who", "Quem dentro da ANPD decide?", True),
+        # The revenue the question mentions is not an amount; R$ is.
+        ("A ANPD pode considerar o faturamento total.", "amount", "Qual o valor mínimo com faturamento?", False),
+        ("Para quem tem faturamento, R$ 12.000 (grave).", "amount", "Qual o valor mínimo com faturamento?", True),
+        # Numbers of provisions and acts are not counts, nor are durations, sums and shares.
+        ("Art. 16 of Law 13,709/2018 allows it (§ 1).", "count", "How many exceptions does Art. 16 give?", False),
+        ("The law allows retention in four cases.", "count", "How many exceptions does Art. 16 give?", True),
+        ("Receberam mandatos de 2, 3, 4, 5 e 6 anos.", "count", "Quantas pessoas compõem a diretoria?", False),
+        ("A multa pode chegar a 2% ou R$ 50.000.000,00.", "count", "Quantas sanções existem?", False),
+        ("O Conselho Diretor é composto de 5 diretores.", "count", "Quantas pessoas compõem a diretoria?", True),
+        # A law's number and year are not the date asked for; a calendar date is.
+        ("A Lei nº 13.709/2018 e a Resolução CD/ANPD nº 15/2024 tratam disso.", "date", "Quando foi publicada?", False),
+        ("A LGPD foi publicada em 15 de agosto de 2018.", "date", "Quando a LGPD foi publicada?", True),
+        ("Entrou em vigor na data da publicação (23/08/2024).", "date", "Quando entrou em vigor?", True),
+    ],
+)
+def test_an_answer_type_counts_only_what_is_new_and_not_a_citation(
+    sentence: str, kind: str, question: str, holds: bool
+) -> None:
+    assert holds_answer_type(sentence, kind, question) is holds
+
+
 def test_novelty_favours_a_sentence_that_adds_to_the_question() -> None:
     question = "Quantos representantes tem o conselho nacional?"
     echo = passage("doc#1", "O conselho nacional tem representantes. O conselho tem 23 representantes e suplentes.")
