@@ -21,7 +21,8 @@ class MilvusLiteServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_timeout: float = 60) -> MilvusLiteServer:
-        command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir)]
+        main = Path(__file__).with_name("milvus_lite_main.py")  # python -m milvus_lite, a cluster's keepalive policy
+        command = [sys.executable, str(main), "server", "--data-dir", str(self.data_dir)]
         self.proc = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=subprocess.DEVNULL,
