@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import statistics
 
 import numpy as np
 import pytest
@@ -190,17 +191,26 @@ def test_weighted_rrf_and_constant(index: IndexBuild) -> None:
     assert scores[b] == pytest.approx(1 / 12 + 3 / 11)
 
 
-def test_convex_combination_of_min_max_normalised_scores(index: IndexBuild) -> None:
-    a, b, c, _ = _ids(index)
+def test_convex_combination_of_scores_counted_in_standard_deviations_above_the_minimum(index: IndexBuild) -> None:
+    a, b, c, d = _ids(index)
     bm25 = _Fixed(index, [(a, 10.0), (b, 6.0), (c, 2.0)])
     dense = _Fixed(index, [(c, 0.9), (b, 0.5), (a, 0.4)])
     hybrid = HybridRetriever(
         index, {"bm25": bm25, "dense": dense}, fusion="convex", weights={"bm25": 0.3, "dense": 0.7}
     )
     scores = {h.passage_id: h.score for h in hybrid.search("consentimento", k=3)}
-    assert scores[a] == pytest.approx(0.3 * 1.0 + 0.7 * 0.0)
-    assert scores[b] == pytest.approx(0.3 * 0.5 + 0.7 * 0.2)
-    assert scores[c] == pytest.approx(0.3 * 0.0 + 0.7 * 1.0)
+    sd_bm25, sd_dense = statistics.pstdev([10.0, 6.0, 2.0]), statistics.pstdev([0.9, 0.5, 0.4])
+    assert scores[a] == pytest.approx(0.3 * 8.0 / sd_bm25 + 0.7 * 0.0)
+    assert scores[b] == pytest.approx(0.3 * 4.0 / sd_bm25 + 0.7 * 0.1 / sd_dense)
+    assert scores[c] == pytest.approx(0.3 * 0.0 + 0.7 * 0.5 / sd_dense)
+
+    # A list of one (or of equal scores) counts 1 for what it holds, as absent passages count 0.
+    single = HybridRetriever(
+        index, {"bm25": _Fixed(index, [(d, 3.0)]), "dense": dense}, fusion="convex", weights={"bm25": 0.5, "dense": 0.5}
+    )
+    scores = {h.passage_id: h.score for h in single.search("consentimento", k=4)}
+    assert scores[d] == pytest.approx(0.5 * 1.0)
+    assert scores[c] == pytest.approx(0.5 * 0.5 / sd_dense)
 
 
 @pytest.mark.parametrize(

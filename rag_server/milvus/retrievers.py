@@ -3,7 +3,7 @@ same contract as the local retrievers (``search(query, k, filters) -> list[Hit]`
 
 Queries are analysed and validated as locally; filters become a Milvus expression. The hybrids
 search both components ``depth`` deep and fuse with the local code (:class:`Fusion`), so RRF
-weights, min-max convex fusion and the citation boost mean the same on both backends; Milvus's
+weights, convex fusion and the citation boost mean the same on both backends; Milvus's
 own ``hybrid_search`` rankers have no per-component ranks or citation boost. ``keyword`` stays
 local-only. :mod:`rag_server.milvus.strategies` registers these under the API's strategy names.
 """

@@ -2,8 +2,9 @@
 
 * ``rrf`` — reciprocal-rank fusion: ``score(d) = Σ_s w_s / (c + rank_s(d))`` (Cormack et al.
   2009), ``c`` = 60 by default. Rank-based, so the two strategies' score scales never meet.
-* ``convex`` — ``score(d) = Σ_s w_s · minmax_s(score_s(d))``; a passage absent from one list
-  gets 0 from it. Uses the scores, so it can reward a clear winner more than RRF does.
+* ``convex`` — ``score(d) = Σ_s w_s · (score_s(d) − min_s) / σ_s``: each component's scores
+  shifted to start at 0 and counted in its own standard deviations; a passage absent from one
+  list gets 0 from it. Uses the scores, so it can reward a clear winner more than RRF does.
 
 Each component is searched ``depth`` deep (default 100) before fusing, so that a passage
 ranked low by one strategy and high by the other is still seen by both.
@@ -21,6 +22,7 @@ an article or resolution the query names ("art. 18", "Res. CD/ANPD 15/2024"), se
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -166,10 +168,23 @@ def fuse(
         if fusion == "rrf":
             contrib = {row: w / (rrf_k + rank) for rank, (row, _) in enumerate(pairs, start=1)}
         else:
-            scores = [s for _, s in pairs]
-            lo, hi = (min(scores), max(scores)) if scores else (0.0, 0.0)
-            span = hi - lo
-            contrib = {row: w * ((s - lo) / span if span > 0 else 1.0) for row, s in pairs}
+            spread = _spread([s for _, s in pairs])
+            lo = min((s for _, s in pairs), default=0.0)
+            contrib = {row: w * ((s - lo) / spread if spread > 0 else 1.0) for row, s in pairs}
         for row, value in contrib.items():
             totals[row] = totals.get(row, 0.0) + value
     return sorted(totals.items(), key=lambda item: (-item[1], passages[item[0]].id))
+
+
+def _spread(scores: Sequence[float]) -> float:
+    """The standard deviation of one component's scores: the unit its scores are counted in.
+
+    In a list of 100, one extreme score sets the range (min-max's unit) by itself but moves the
+    standard deviation by about a tenth as much, so the unit follows how far apart the list's
+    scores usually are. Chosen by measurement: on the dev splits of both question sets and on
+    SciFact's train queries, with either model, it ranked as well as min-max or better
+    (docs/BENCHMARKS.md, session 10). Fewer than two scores: 0 (each listed passage counts 1)."""
+    if len(scores) < 2:
+        return 0.0
+    mean = sum(scores) / len(scores)
+    return math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))

@@ -113,8 +113,8 @@ for _strategy in (
     ),
     Strategy(
         "hybrid-convex",
-        "min-max-normalised bm25 + dense, weighted by the build's model (e5 0.4 / 0.6, MiniLM 0.6 / 0.4), "
-        "boost for cited articles (default)",
+        "bm25 + dense, each in standard deviations above its list's minimum, weighted by the build's model "
+        "(e5 0.4 / 0.6, MiniLM 0.6 / 0.4), boost for cited articles (default)",
         _convex,
         ("bm25", "dense"),
         needs_encoder=True,
