@@ -41,7 +41,7 @@ import numpy.typing as npt
 from .analysis import Analyzer, detect_language, fold
 from .passage import Passage
 from .prompt import one_line
-from .sentences import Span, sentence_spans
+from .sentences import Span, enumeration, sentence_spans
 
 if TYPE_CHECKING:  # annotations only
     from .retrieval.base import Hit
@@ -178,6 +178,42 @@ def holds_answer_type(sentence: str, kind: str | None, question: str = "") -> bo
     )
 
 
+# ----------------------------------------------------------------------------- units
+
+ABRIDGE_OVER = 400
+"""Characters above which a sentence that lists items competes as its items instead. The shipped
+generator reads 768 characters: a question, the prompt's frame and one line of about 450
+characters. A longer sentence never fits beside the question, so the answer fell to another,
+weaker sentence; Art. 52's sanctions or Res. 4/2023's mitigating factors are such sentences,
+and a question asks about one of their items."""
+ELISION = "[...]"
+"""Marks the items left out between a lead-in and the item quoted (ASCII: the generator's
+vocabulary has no "…")."""
+
+
+def evidence_units(text: str, sentence: Span) -> list[tuple[Span, str]]:
+    """What the sentence ``text[sentence]`` competes as, each with its span and its text on one line:
+    itself, or, when it is longer than :data:`ABRIDGE_OVER` characters and lists items, each item
+    quoted after the lead-in ("A multa é reduzida quando incidirem atenuantes: [...] (IV) 5% por
+    cooperação ou boa-fé."). An item's span is the item itself, the part of the passage that an
+    answer quoting the unit points to; an item that did not end the sentence ends with a full stop
+    in place of its ";"."""
+    whole = [(sentence, one_line(text[sentence.start : sentence.end]))]
+    if sentence.end - sentence.start <= ABRIDGE_OVER:
+        return whole
+    found = enumeration(text, sentence)
+    if found is None:
+        return whole
+    lead = one_line(text[found.lead.start : found.lead.end])
+    units = []
+    for index, item in enumerate(found.items):
+        body = one_line(text[item.start : item.end])
+        if body[-1] not in ".!?…":
+            body += "."
+        units.append((item, f"{lead} {body}" if index == 0 else f"{lead} {ELISION} {body}"))
+    return units
+
+
 # ----------------------------------------------------------------------------- ranking
 
 
@@ -254,13 +290,13 @@ class SentenceRanker:
         seen: set[str] = set()
         for position, hit in enumerate(hits):
             passage = hit.passage
-            for span in sentence_spans(passage.text):
-                text = one_line(passage.text[span.start : span.end])
-                key = fold(text)
-                if key in seen:
-                    continue
-                seen.add(key)
-                candidates.append((position, passage, span, text))
+            for whole in sentence_spans(passage.text):
+                for span, text in evidence_units(passage.text, whole):
+                    key = fold(text)
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    candidates.append((position, passage, span, text))
         if not candidates:
             return []
 

@@ -402,7 +402,7 @@ class RagPipeline:
             targets = ranked[: 2 if close_runner_up(ranked, self.runner_up_margin) else 1]
             room, budget, reserve = self._window(question, targets, max_new_chars)
         prompt_question, question_truncated = fit_question(question, budget, reserve)
-        prompt = build_prompt(prompt_question, hits, budget, evidence=[(e.passage, e.span) for e in ranked])
+        prompt = build_prompt(prompt_question, hits, budget, evidence=[(e.passage, e.span, e.text) for e in ranked])
         timings["prompt"] = (time.perf_counter() - start) * 1000
 
         supported = bool(hits) and self.evidence(question, hits, state) >= self.threshold(state)

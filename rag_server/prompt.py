@@ -141,12 +141,14 @@ def build_prompt(
     question: str,
     hits: Sequence[Hit],
     budget: int = DEFAULT_BUDGET,
-    evidence: Sequence[tuple[Passage, Span]] | None = None,
+    evidence: Sequence[tuple[Passage, Span] | tuple[Passage, Span, str]] | None = None,
 ) -> Prompt:
     """The prompt for ``question``, at most ``budget`` characters long.
 
-    Its context holds the sentences of ``evidence`` ((passage, span) pairs, best first), or of
-    ``reading_order(hits)`` when no evidence ranking is given, one per line, while they fit. A
+    Its context holds the sentences of ``evidence`` ((passage, span) pairs, best first; a third
+    element, when given, is the line's text in place of the span's, as for an item quoted after
+    its lead-in, ``evidence.evidence_units``), or of ``reading_order(hits)`` when no evidence
+    ranking is given, one per line, while they fit. A
     sentence whose one-line text was already included is skipped, and so is one that is empty
     once flattened or that belongs to a second, different passage under an id already used. Each
     passage's score is its hit's (0.0 for a passage that is not a hit).
@@ -179,10 +181,11 @@ def build_prompt(
     seen: set[str] = set()
     used = len(head) + len(tail)  # each context line adds its length plus one newline
     truncated = False
-    for passage, span in evidence if evidence is not None else reading_order(hits):
+    for piece in evidence if evidence is not None else reading_order(hits):
+        passage, span = piece[0], piece[1]
         if owners.setdefault(passage.id, passage) != passage:
             continue  # another passage under an id already used: ids must name one text
-        text = one_line(passage.text[span.start : span.end])
+        text = one_line(piece[2] if len(piece) > 2 else passage.text[span.start : span.end])
         if not text or text in seen:
             continue
         number = numbers.get(passage.id, len(numbers) + 1)

@@ -118,3 +118,51 @@ def split_clauses(sentence: str) -> list[str]:
         start = match.end()
     parts.append(sentence[start:].strip())
     return [p for p in parts if p]
+
+
+class Enumeration(NamedTuple):
+    """A sentence that lists items: the lead-in before the first item, and each item (offsets
+    into the text, each without the ``;`` and the "e"/"and" that join it to the next)."""
+
+    lead: Span
+    items: tuple[Span, ...]
+
+
+# An item marker where a list goes on: after ":" or ";" (and an optional "e", "and", "ou", "or"),
+# "(I)", "(a)", "(1)", "I —", "II –", "a)". Never after a comma: "art. 52, II — …" cites an item.
+_ITEM = re.compile(
+    r"(?<=[:;])\s+(?:(?:e|and|ou|or)\s+)?"
+    r"(?P<marker>\((?P<paren>[IVXL]+|[a-z]|\d{1,2})\)|(?P<dash>[IVXL]+)\s?[—–-](?=\s)|(?P<letter>[a-z])\))"
+)
+
+
+def _style(match: re.Match[str]) -> str:
+    """A marker's kind, so that "(I)" items are not cut at a nested "(a)"."""
+    if match.group("paren"):
+        kind = match.group("paren")
+        return "(roman)" if kind[0] in "IVXL" else "(digit)" if kind.isdigit() else "(letter)"
+    return "roman —" if match.group("dash") else "letter)"
+
+
+def enumeration(text: str, span: Span) -> Enumeration | None:
+    """The items of the sentence ``text[span]`` when it lists two or more of one kind after a
+    lead-in ("O art. 14 concede prazo em dobro: (I) …; (II) …; e (III) …."), else None. When
+    kinds are nested, the most frequent kind is the list."""
+    sentence = text[span.start : span.end]
+    by_style: dict[str, list[re.Match[str]]] = {}
+    for match in _ITEM.finditer(sentence):
+        by_style.setdefault(_style(match), []).append(match)
+    markers = max(by_style.values(), key=len, default=[])
+    if len(markers) < 2:
+        return None
+    lead_end = len(sentence[: markers[0].start()].rstrip())
+    if lead_end == 0:
+        return None
+    items = []
+    for i, match in enumerate(markers):
+        end = markers[i + 1].start() if i + 1 < len(markers) else len(sentence)
+        body = sentence[match.start("marker") : end].rstrip()
+        if i + 1 < len(markers):
+            body = body.rstrip(";:, ")
+        items.append(Span(span.start + match.start("marker"), span.start + match.start("marker") + len(body)))
+    return Enumeration(Span(span.start, span.start + lead_end), tuple(items))

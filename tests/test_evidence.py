@@ -334,3 +334,53 @@ def test_the_pipeline_answers_with_two_sentences_when_the_ranking_is_unsure(  # 
         # The caller's length cap is on the whole answer: no room, no second sentence (never a cut one).
         capped = ask(1e9, generator, max_new_chars=len(one.answer) + 5)
         assert capped.answer == one.answer and len(capped.parts) == 1
+
+
+# ----------------------------------------------------------------------------- long enumerations
+
+MITIGATING = passage(
+    "res4#13",
+    "Atenuantes. O valor da multa é reduzido quando incidirem atenuantes: (I) cessação da infração — 75% se "
+    "antes da instauração de procedimento preparatório pela ANPD, 50% se depois dele e até a instauração do "
+    "processo sancionador, 30% se depois disso e até a decisão de primeira instância; (II) 20% pela "
+    "implementação de política de boas práticas e governança, até a decisão de primeira instância; (III) "
+    "medidas comprovadas para reverter ou mitigar os efeitos da infração sobre os titulares — 20% se adotadas "
+    "antes do procedimento preparatório, 10% se depois dele; e (IV) 5% por cooperação ou boa-fé.",
+    article="13",
+)
+
+
+def test_a_long_enumerated_sentence_competes_as_its_items_after_the_lead_in() -> None:
+    from rag_server.evidence import ABRIDGE_OVER, ELISION, evidence_units
+    from rag_server.sentences import sentence_spans
+
+    text = MITIGATING.text
+    first, long = sentence_spans(text)
+    assert long.end - long.start > ABRIDGE_OVER
+    assert evidence_units(text, first) == [(first, "Atenuantes.")]  # a short sentence is itself
+    units = evidence_units(text, long)
+    lead = "O valor da multa é reduzido quando incidirem atenuantes:"
+    assert [t for _, t in units] == [
+        f"{lead} (I) cessação da infração — 75% se antes da instauração de procedimento preparatório pela ANPD, "
+        "50% se depois dele e até a instauração do processo sancionador, 30% se depois disso e até a decisão de "
+        "primeira instância.",
+        f"{lead} {ELISION} (II) 20% pela implementação de política de boas práticas e governança, até a decisão "
+        "de primeira instância.",
+        f"{lead} {ELISION} (III) medidas comprovadas para reverter ou mitigar os efeitos da infração sobre os "
+        "titulares — 20% se adotadas antes do procedimento preparatório, 10% se depois dele.",
+        f"{lead} {ELISION} (IV) 5% por cooperação ou boa-fé.",
+    ]
+    # Each unit's span is its item, exactly, in the passage.
+    assert text[units[3][0].start : units[3][0].end] == "(IV) 5% por cooperação ou boa-fé."
+    assert text[units[1][0].start : units[1][0].end].endswith("primeira instância")
+
+
+def test_the_item_a_question_asks_about_is_ranked_prompted_and_pointed_to() -> None:
+    question = "Quanto a multa diminui por cooperação e boa-fé?"
+    ranked = ranker().rank(question, hits(MITIGATING))
+    assert ranked[0].text.endswith("(IV) 5% por cooperação ou boa-fé.")
+    prompt = build_prompt(question, hits(MITIGATING), evidence=[(e.passage, e.span, e.text) for e in ranked])
+    assert prompt.lines[0].text == ranked[0].text and prompt.lines[0].span == ranked[0].span
+    assert prompt.citations[0].sentences[0] == ranked[0].span  # the item is what the page marks
+    source = locate(ranked[0].text, prompt)
+    assert source is not None and (source.start, source.end) == tuple(ranked[0].span)

@@ -347,3 +347,23 @@ def test_a_connect_reset_at_once_is_tried_once_more_and_a_timeout_is_not(  # typ
         with pytest.raises(BackendUnavailableError, match="connect failed: UNAVAILABLE"):
             MilvusConnection(settings)
     assert flaky.calls == tries
+
+
+@pytest.mark.parametrize(("uri", "pings_when_idle"), [("/tmp/rag.db", False), ("http://milvus:19530", True)])
+def test_a_lite_file_s_channel_is_not_pinged_when_idle(monkeypatch, uri: str, pings_when_idle: bool) -> None:  # type: ignore[no-untyped-def]
+    """pymilvus pings every 10 s, idle or not; the Milvus Lite server in this process allows one
+    idle ping in 5 minutes and answers the third with GOAWAY. A cluster allows them: its client
+    keeps pymilvus's keepalive."""
+    import pymilvus
+
+    seen: dict[str, object] = {}
+
+    class Recording:
+        def __init__(self, **kwargs: object) -> None:
+            seen.update(kwargs)
+
+    monkeypatch.setattr(pymilvus, "MilvusClient", Recording)
+    MilvusConnection(MilvusSettings(uri=uri))
+    options = seen.get("grpc_options") or {}
+    assert isinstance(options, dict)
+    assert options.get("grpc.keepalive_permit_without_calls", True) is pings_when_idle

@@ -87,3 +87,33 @@ def test_a_failed_warm_up_is_logged_not_raised(
     with caplog.at_level(logging.WARNING, logger="rag_server.pipeline"):
         pipeline.warm_up()
     assert any(r.getMessage() == "warm-up search failed" for r in caplog.records)
+
+
+def test_an_answer_from_a_long_enumeration_quotes_the_item_and_points_at_it(
+    tmp_path: Path, make_build, fake_encoder
+) -> None:  # type: ignore[no-untyped-def]
+    """A sentence too long for the generator's window answers with the item asked about, after
+    its lead-in; the source's offsets mark that item in the passage."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    items = (
+        "(I) cessação da infração — 75% se antes da instauração de procedimento preparatório pela ANPD, 50% se "
+        "depois dele e até a instauração do processo sancionador, 30% se depois disso e até a decisão de primeira "
+        "instância; (II) 20% pela implementação de política de boas práticas e governança, até a decisão de "
+        "primeira instância; (III) medidas comprovadas para reverter ou mitigar os efeitos da infração sobre os "
+        "titulares — 20% se adotadas antes do procedimento preparatório, 10% se depois dele; e (IV) 5% por "
+        "cooperação ou boa-fé."
+    )
+    (corpus / "dosimetria.md").write_text(
+        "---\nid: dosimetria-pt\ntitle: Dosimetria\nlanguage: pt\ntype: guide\nsource: Guia\n---\n\n"
+        f"# Atenuantes\n\nO valor da multa é reduzido quando incidirem atenuantes: {items}\n",
+        encoding="utf-8",
+    )
+    make_build(corpus, tmp_path / "indexes")
+    pipeline = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, support_threshold=0.0, runner_up_margin=None)
+    result = pipeline.ask("Quanto a multa diminui por cooperação e boa-fé?")
+    lead = "O valor da multa é reduzido quando incidirem atenuantes:"
+    assert result.answer == f"{lead} [...] (IV) 5% por cooperação ou boa-fé."
+    assert result.source is not None
+    text = result.citations[result.source.number - 1].text
+    assert text[result.source.start : result.source.end] == "(IV) 5% por cooperação ou boa-fé."

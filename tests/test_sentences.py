@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag_server.sentences import sentence_spans, split_clauses, split_sentences
+from rag_server.sentences import Span, enumeration, sentence_spans, split_clauses, split_sentences
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,56 @@ def test_clauses_of_a_long_enumeration() -> None:
         "(II) as medidas;",
         "e (III) os riscos.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "parts"),
+    [
+        (
+            "A multa é reduzida: (I) cessação — 75% se antes, 50% se depois; (II) 20% por boas práticas; "
+            "e (IV) 5% por cooperação ou boa-fé.",
+            [
+                "A multa é reduzida:",
+                "(I) cessação — 75% se antes, 50% se depois",
+                "(II) 20% por boas práticas",
+                "(IV) 5% por cooperação ou boa-fé.",
+            ],
+        ),
+        (
+            "When assessing adequacy, the ANPD considers: I — the general rules; II — the nature of the data; "
+            "and VI — other circumstances.",
+            [
+                "When assessing adequacy, the ANPD considers:",
+                "I — the general rules",
+                "II — the nature of the data",
+                "VI — other circumstances.",
+            ],
+        ),
+        (  # nested kinds: the list is the kind with the most items
+            "Serious when (I) it meets the test and at least one of: (a) large scale; (b) an advantage; (c) risk.",
+            [
+                "Serious when (I) it meets the test and at least one of:",
+                "(a) large scale",
+                "(b) an advantage",
+                "(c) risk.",
+            ],
+        ),
+    ],
+)
+def test_the_lead_in_and_items_of_an_enumerated_sentence(sentence: str, parts: list[str]) -> None:
+    found = enumeration("Antes. " + sentence, Span(7, 7 + len(sentence)))
+    assert found is not None
+    text = "Antes. " + sentence
+    assert [text[s.start : s.end] for s in (found.lead, *found.items)] == parts
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Nos termos do art. 52, II — a multa simples, e do art. 53, I — outra sanção.",  # cited items, after commas
+        "O controlador deve: (I) comunicar o incidente.",  # one item is not a list
+        "(I) comunicar; (II) registrar.",  # no lead-in
+    ],
+)
+def test_sentences_that_are_not_enumerations(sentence: str) -> None:
+    assert enumeration(sentence, Span(0, len(sentence))) is None

@@ -153,7 +153,10 @@ class Citation(Body):
 
 
 class Source(Body):
-    """The context sentence the answer came from: its citation number and offsets in that passage."""
+    """The context sentence the answer came from: its citation number and offsets in that passage.
+    From a sentence too long for the generator that lists items, the unit is one item:
+    ``sentence`` is the item quoted after its lead-in ("…: [...] (IV) 5% por cooperação"), and
+    ``start``/``end`` mark the item itself."""
 
     number: int = Field(ge=1)
     passage_id: str

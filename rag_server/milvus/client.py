@@ -51,9 +51,14 @@ class MilvusSettings:
             raise ConfigError(f"Milvus timeouts {self.timeout_s}, {self.alias_ttl_s}", "must be positive")
 
     @property
+    def lite_file(self) -> bool:
+        """Whether the URI is a Milvus Lite file, served from this process, not a server's address."""
+        return self.uri.endswith(".db") and "://" not in self.uri
+
+    @property
     def backend(self) -> str:
         """The backend as errors name it: the URI without credentials or a local directory."""
-        if self.uri.endswith(".db") and "://" not in self.uri:
+        if self.lite_file:
             return f"milvus (Milvus Lite file {self.uri.rstrip('/').rsplit('/', 1)[-1]})"
         parts = urlsplit(self.uri)
         host = parts.hostname or ""
@@ -62,6 +67,11 @@ class MilvusSettings:
 
 
 _NOT_LOADED = 101  # pymilvus's code for a collection that is not loaded
+_LITE_GRPC_OPTIONS = {"grpc.keepalive_permit_without_calls": False, "grpc.keepalive_time_ms": 600_000}
+"""pymilvus pings its channel every 10 s, idle or not. A Milvus Lite file is served from this
+process by a gRPC server at gRPC's default policy (a ping without data every 5 minutes at most),
+which answers the third idle ping with GOAWAY "too many pings" and fails a call that races it.
+A server in this very process cannot vanish behind a network: no pings on an idle channel."""
 _RECONNECT_PAUSE_S = 0.25  # long enough for a reset channel to close, short against any timeout
 
 
@@ -91,8 +101,12 @@ class MilvusConnection:
         """
         settings = self.settings
 
+        options = {"grpc_options": _LITE_GRPC_OPTIONS} if settings.lite_file else {}
+
         def connect() -> Any:
-            return self.pymilvus.MilvusClient(uri=settings.uri, token=settings.token, timeout=settings.timeout_s)
+            return self.pymilvus.MilvusClient(
+                uri=settings.uri, token=settings.token, timeout=settings.timeout_s, **options
+            )
 
         started = time.monotonic()
         try:
