@@ -23,10 +23,12 @@ sentence, then replaced by the sentence itself: a fragment is never shown.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .evidence import ELISION
 from .prompt import Citation, ContextLine, Prompt
 
 if TYPE_CHECKING:  # annotations only
@@ -95,6 +97,24 @@ def clean_ending(text: str, capped: bool) -> str:
     cut = text.rfind(" ")
     kept = text[:cut].rstrip(" ,;:") if cut > 0 else text
     return kept + ELLIPSIS
+
+
+def without_repeated_lead(previous: str, text: str) -> str:
+    """``text`` as shown after ``previous`` in one answer: when both quote items of one list after
+    the same lead-in ("A multa é reduzida…: [...] (IV) 5% …" then "A multa é reduzida…: [...]
+    (I) …", see ``evidence.evidence_units``), the second keeps only the elision mark and its item;
+    any other ``text`` is returned as it is."""
+    shared = _common_prefix(previous, text)
+    colon = text.rfind(":", 0, shared)
+    rest, before = text[colon + 1 :].strip(), previous[colon + 1 :].strip()
+    if colon < POINTER_MIN_CHARS or not (_LIST_ITEM.match(rest) and _LIST_ITEM.match(before)):
+        return text
+    item = rest.removeprefix(ELISION).strip()
+    return f"{ELISION} {item}" if item else text
+
+
+_LIST_ITEM = re.compile(rf"{re.escape(ELISION)}|\((?:[IVXL]+|[a-z]|\d{{1,2}})\)|[IVXL]+\s?[—–-]\s|[a-z]\)\s")
+"""What follows a lead-in's colon in a unit quoting one item: the elision mark or the item's marker."""
 
 
 def follows(answer: str, sentence: str) -> bool:

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from .answer import (
     locate,
     pointer,
     runner_up,
+    without_repeated_lead,
 )
 from .backends import registry_for
 from .catalog import BuildLease, IndexCatalog
@@ -431,6 +432,8 @@ class RagPipeline:
                 )
         timings["generate"] = (time.perf_counter() - start) * 1000
         answer = [AnswerPart(text, locate(text, prompt), quoted) for text, quoted in parts]
+        # A second item of the list the first came from is shown without the lead-in it repeats.
+        answer[1:] = [replace(part, text=without_repeated_lead(answer[0].text, part.text)) for part in answer[1:]]
         sources = [part.source for part in answer if part.source is not None]
         return AskResult(
             answer=" ".join(part.text for part in answer),

@@ -384,3 +384,18 @@ def test_the_item_a_question_asks_about_is_ranked_prompted_and_pointed_to() -> N
     assert prompt.citations[0].sentences[0] == ranked[0].span  # the item is what the page marks
     source = locate(ranked[0].text, prompt)
     assert source is not None and (source.start, source.end) == tuple(ranked[0].span)
+
+
+def test_a_second_item_of_the_same_list_drops_the_lead_in_it_repeats() -> None:
+    from rag_server.answer import without_repeated_lead
+
+    lead = "O valor da multa é reduzido quando incidirem atenuantes:"
+    first = f"{lead} [...] (IV) 5% por cooperação ou boa-fé."
+    second = f"{lead} [...] (II) 20% por boas práticas."
+    assert without_repeated_lead(first, second) == "[...] (II) 20% por boas práticas."
+    assert without_repeated_lead(first, f"{lead} (I) cessação da infração.") == "[...] (I) cessação da infração."
+    # Not an item of the same list: shown whole.
+    assert without_repeated_lead(first, f"{lead} a multa cai.") == f"{lead} a multa cai."
+    other = "A multa diária tem o mesmo limite: [...] (II) do art. 52."
+    assert without_repeated_lead(first, other) == other
+    assert without_repeated_lead(first, "Prazo: [...] (II) três dias.") == "Prazo: [...] (II) três dias."

@@ -117,3 +117,9 @@ def test_an_answer_from_a_long_enumeration_quotes_the_item_and_points_at_it(
     assert result.source is not None
     text = result.citations[result.source.number - 1].text
     assert text[result.source.start : result.source.end] == "(IV) 5% por cooperação ou boa-fé."
+    # Two items of the list in one answer: the second drops the lead-in it repeats, its source keeps it.
+    both = RagPipeline(tmp_path / "indexes", encoder=fake_encoder, support_threshold=0.0, runner_up_margin=99.0)
+    result = both.ask("Quanto a multa diminui por cooperação e boa-fé?")
+    assert len(result.parts) == 2 and result.parts[1].source is not None
+    assert result.parts[1].text.startswith("[...] (") and result.parts[1].source.text.startswith(lead)
+    assert result.answer == f"{result.parts[0].text} {result.parts[1].text}"
