@@ -120,13 +120,15 @@ def fit_question(question: str, budget: int, reserve: int = 0) -> tuple[str, boo
 
     Whole when it fits the prompt frame with ``reserve`` characters left for context (the line of
     the sentence the answer is pointed to); else its start, cut at a word boundary to what the
-    reserve leaves, but at least a quarter of the room the frame leaves. Any question the API
+    reserve leaves, but at least an eighth of the room the frame leaves (90 characters of the
+    shipped generator's window: a quarter kept a long question whole and pushed the runner-up
+    sentence out of the prompt; docs/BENCHMARKS.md, session 10). Any question the API
     accepts (2,000 characters) thus gets an answer instead of a 400 asking the client to raise a
     budget it cannot set. Retrieval and the evidence check still use the whole question."""
     frame = len(build_prompt("x", [], budget=10**9).text) - 1  # the prompt around a question, no passages
     room = budget - frame
     asked = one_line(question)
-    keep = max(room - reserve, room // 4, 1) if reserve else max(1, room // 2)
+    keep = max(room - reserve, room // 8, 1) if reserve else max(1, room // 2)
     if len(asked) <= (room - reserve if reserve else room):
         return question, False
     head = asked[:keep]

@@ -123,3 +123,17 @@ def test_an_answer_from_a_long_enumeration_quotes_the_item_and_points_at_it(
     assert len(result.parts) == 2 and result.parts[1].source is not None
     assert result.parts[1].text.startswith("[...] (") and result.parts[1].source.text.startswith(lead)
     assert result.answer == f"{result.parts[0].text} {result.parts[1].text}"
+
+
+def test_a_long_question_gives_way_to_the_sentences_the_answer_is_pointed_to() -> None:
+    """The prompt keeps what the reserve leaves of the question (at least an eighth of the room),
+    so a runner-up sentence is not pushed out by a question kept whole."""
+    from rag_server.pipeline import fit_question
+
+    question = "A customer wants a copy of the exact contract clauses we rely on to send their data to the US. " * 2
+    asked, cut = fit_question(question, budget=767, reserve=616)
+    assert cut and len(asked) <= 767 - 41 - 616 and question.startswith(asked) and not asked.endswith(" ")
+    assert question[len(asked)] == " "  # cut between words
+    floor, cut = fit_question(question, budget=767, reserve=760)
+    assert cut and 726 // 8 - 10 <= len(floor) <= 726 // 8  # the floor, less the word it would split
+    assert fit_question("Qual o prazo?", budget=767, reserve=616) == ("Qual o prazo?", False)
