@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from .evidence import ELISION
 from .prompt import Citation, ContextLine, Prompt
+from .sentences import ITEM_MARKER
 
 if TYPE_CHECKING:  # annotations only
     from .evidence import EvidenceSentence
@@ -113,7 +114,7 @@ def without_repeated_lead(previous: str, text: str) -> str:
     return f"{ELISION} {item}" if item else text
 
 
-_LIST_ITEM = re.compile(rf"{re.escape(ELISION)}|\((?:[IVXL]+|[a-z]|\d{{1,2}})\)|[IVXL]+\s?[—–-]\s|[a-z]\)\s")
+_LIST_ITEM = re.compile(rf"{re.escape(ELISION)}|{ITEM_MARKER}")
 """What follows a lead-in's colon in a unit quoting one item: the elision mark or the item's marker."""
 
 

@@ -181,11 +181,10 @@ def build_prompt(
     seen: set[str] = set()
     used = len(head) + len(tail)  # each context line adds its length plus one newline
     truncated = False
-    for piece in evidence if evidence is not None else reading_order(hits):
-        passage, span = piece[0], piece[1]
+    for passage, span, *shown in evidence if evidence is not None else reading_order(hits):
         if owners.setdefault(passage.id, passage) != passage:
             continue  # another passage under an id already used: ids must name one text
-        text = one_line(piece[2] if len(piece) > 2 else passage.text[span.start : span.end])
+        text = one_line(shown[0] if shown else passage.text[span.start : span.end])
         if not text or text in seen:
             continue
         number = numbers.get(passage.id, len(numbers) + 1)

@@ -128,20 +128,19 @@ class Enumeration(NamedTuple):
     items: tuple[Span, ...]
 
 
-# An item marker where a list goes on: after ":" or ";" (and an optional "e", "and", "ou", "or"),
-# "(I)", "(a)", "(1)", "I —", "II –", "a)". Never after a comma: "art. 52, II — …" cites an item.
-_ITEM = re.compile(
-    r"(?<=[:;])\s+(?:(?:e|and|ou|or)\s+)?"
-    r"(?P<marker>\((?P<paren>[IVXL]+|[a-z]|\d{1,2})\)|(?P<dash>[IVXL]+)\s?[—–-](?=\s)|(?P<letter>[a-z])\))"
-)
+ITEM_MARKER = r"\((?:[IVXL]+|[a-z]|\d{1,2})\)|[IVXL]+\s?[—–-](?=\s)|[a-z]\)"
+"""An enumeration item's marker: "(I)", "(a)", "(1)", "I —", "II –", "a)"."""
+# Where a list goes on: a marker after ":" or ";" (and an optional "e", "and", "ou", "or").
+# Never after a comma: "art. 52, II — …" cites an item.
+_ITEM = re.compile(rf"(?<=[:;])\s+(?:(?:e|and|ou|or)\s+)?(?P<marker>{ITEM_MARKER})")
 
 
-def _style(match: re.Match[str]) -> str:
+def _style(marker: str) -> str:
     """A marker's kind, so that "(I)" items are not cut at a nested "(a)"."""
-    if match.group("paren"):
-        kind = match.group("paren")
+    if marker.startswith("("):
+        kind = marker[1:-1]
         return "(roman)" if kind[0] in "IVXL" else "(digit)" if kind.isdigit() else "(letter)"
-    return "roman —" if match.group("dash") else "letter)"
+    return "letter)" if marker.endswith(")") else "roman —"
 
 
 def enumeration(text: str, span: Span) -> Enumeration | None:
@@ -151,7 +150,7 @@ def enumeration(text: str, span: Span) -> Enumeration | None:
     sentence = text[span.start : span.end]
     by_style: dict[str, list[re.Match[str]]] = {}
     for match in _ITEM.finditer(sentence):
-        by_style.setdefault(_style(match), []).append(match)
+        by_style.setdefault(_style(match.group("marker")), []).append(match)
     markers = max(by_style.values(), key=len, default=[])
     if len(markers) < 2:
         return None

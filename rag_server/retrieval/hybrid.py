@@ -168,8 +168,8 @@ def fuse(
         if fusion == "rrf":
             contrib = {row: w / (rrf_k + rank) for rank, (row, _) in enumerate(pairs, start=1)}
         else:
-            spread = _spread([s for _, s in pairs])
-            lo = min((s for _, s in pairs), default=0.0)
+            scores = [s for _, s in pairs]
+            spread, lo = _spread(scores), min(scores, default=0.0)
             contrib = {row: w * ((s - lo) / spread if spread > 0 else 1.0) for row, s in pairs}
         for row, value in contrib.items():
             totals[row] = totals.get(row, 0.0) + value
