@@ -8,16 +8,18 @@ gets a score that adds up, with weights chosen on the dev split of the answer se
 
 * ``lexical``: the share of the question's terms (the project's analyzer, in the sentence's
   language) that the sentence holds, each weighted by its inverse document frequency in the
-  build, so "prazo" counts for less than "incidente";
+  build, so "prazo" counts for less than "incidente"; the words that ask for a date ("em que
+  dia") are left out, as they say what kind of fact is asked, not what it is about;
 * ``dense``: cosine similarity between the question and the sentence, by the build's own
   embedding model (when it has one; it embeds each new sentence at query time, so it is left
   out when its weight is 0), and ``passage_dense``: the same for the sentence's whole passage,
   read from the dense index (no model call);
 * ``answer_type``: the question asks for a duration ("prazo", "how long"), an amount ("valor",
-  "how much"), a count ("quantos", "how many") or a date ("quando entrou em vigor"), and the
-  sentence holds one that the question does not name already (the ANPD does not answer "who in
-  the ANPD…"); the numbers of articles and acts ("art. 52", "Lei 13.709/2018") are neither
-  counts nor dates;
+  "how much"), a count ("quantos", "how many"), a date ("quando entrou em vigor"), a body, a
+  list, a definition ("o que significa") or a yes/no, and the sentence holds one that the
+  question does not name already (the ANPD does not answer "who in the ANPD…"); the numbers of
+  articles and acts ("art. 52", "Lei 13.709/2018") are neither counts nor dates, and a count
+  counts fully when the thing counted follows it ("24 cláusulas" for "quantas cláusulas");
 * ``passage``: the reciprocal rank of the sentence's passage in the retrieval, and
   ``passage_score``: its retrieval score over the best one's (how far behind the top it is);
 * ``heading``: the share of the question's terms in the passage's title and section heading
@@ -55,6 +57,9 @@ _NUMBER_WORDS = (
     r"thirty|forty|sixty|ninety|hundred"
 )
 _QUANTITY = rf"(?:\d+(?:[.,]\d+)*|{_NUMBER_WORDS})"
+_COUNT = rf"(?:\d+(?:[.,]\d+)*|{_NUMBER_WORDS.removeprefix('um|uma|')})"
+"""A quantity that can answer "how many": "um"/"uma" are articles far more often than counts
+("um órgão consultivo"); "one" stays, as English uses "a" for the article."""
 
 ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
     # kind: (a question that asks for it, a sentence that holds one); both over folded text.
@@ -65,7 +70,7 @@ ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
             r"deadline|how soon|how quickly|within how|time limit|how much time|period"
         ),
         re.compile(
-            rf"\b{_QUANTITY}\s+(?:\w+\s+)?(?:dias?|horas?|meses|mes|anos?|semanas?|days?|hours?|months?|years?|"
+            rf"\b{_QUANTITY}[\s-]+(?:\w+\s+)?(?:dias?|horas?|meses|mes|anos?|semanas?|days?|hours?|months?|years?|"
             r"weeks?)\b|imediatamente|immediately|without delay|sem demora"
         ),
     ),
@@ -78,12 +83,14 @@ ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
     ),
     "count": (
         re.compile(r"\bquant[oa]s\b|how many|numero de|number of"),
-        re.compile(rf"\b{_QUANTITY}\b"),
+        re.compile(rf"\b{_COUNT}\b"),
     ),
     "date": (
         re.compile(
             r"desde quando|em que (?:data|ano|dia)|que dia|which year|what date|when did|em vigor|in force|"
-            r"vigencia|entrou|took effect|take effect|publicad|published"
+            r"vigencia|entrou|took effect|take effect|publicad|published|(?:comec\w*|passou|passa) a valer|"
+            r"a partir de quando|quando (?:\w+ ){0,3}(?:saiu|sairam|foi (?:criad|editad|aprovad)\w*)|since when|"
+            r"when (?:\w+ ){0,3}(?:start\w*|beg[au]n) to apply"
         ),
         re.compile(
             r"\b(?:19|20)\d\d\b|janeiro|fevereiro|marco|abril|maio|junho|julho|agosto|setembro|outubro|"
@@ -113,6 +120,17 @@ ANSWER_TYPES: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
         ),
         re.compile(r"(?:^|[\s(:;])(?:i|ii|iii|iv|v|vi)\s*[\u2013\u2014)-]|\(i\)|\(a\)|;.*;|:.*,.*,"),
     ),
+    "definition": (
+        re.compile(
+            r"^\W*(?:o que (?:e|sao|significa|quer dizer)|what (?:is|are|does)|in plain (?:terms|words)|"
+            r"em (?:termos )?simples)\b|\bdefini|\bdefined?\b|\bsignifica\b|\bmeans?\b"
+        ),
+        re.compile(
+            r"\bdefine\b.{1,60}\bcomo\b|\bdefines?\b.{1,60}\bas\b|definid[oa]s? como|defined as|entende-se por|"
+            r"considera-se|(?<!nao )\bsignifica\b|\bconsiste\b|(?<!not )\bmeans\b|refers to|\bconsists? (?:of|in)\b|"
+            r"\bis (?:called|known as)\b|\bchama-se|denomina"
+        ),
+    ),
     "yesno": (
         re.compile(
             r"(?:^|[.?!:]\s+)\W*(?:posso|pode|podemos|preciso|precisamos|devo|devemos|tenho que|"
@@ -139,6 +157,19 @@ def answer_type(question: str) -> str | None:
     return None
 
 
+CUE_KINDS = ("date",)
+"""Answer types whose question words say what kind of fact is asked, not what it is about: a
+sentence sharing "dia" with "em que dia…?" is no nearer the answer ("…multa por dia de atraso")."""
+
+
+def answer_cue(question: str, kind: str | None) -> str:
+    """The words of ``question`` (folded) that ask for ``kind`` ("em que dia", "how many"), or ""."""
+    if kind is None:
+        return ""
+    found = ANSWER_TYPES[kind][0].search(fold(question))
+    return found.group(0) if found else ""
+
+
 _CITATION = re.compile(
     # Over folded text: numbers that name a provision or an act, never a count or a date of the
     # answer: "art. 52", "arts. 33 a 36", "§ 1o", "lei no 13.709/2018", "no 15/2024", "res. 4/2023".
@@ -151,7 +182,7 @@ _CITATION = re.compile(
 )
 _MEASURE = re.compile(
     # A run of quantities ending in a unit of time, money or share: "2, 3, 4, 5 e 6 anos", "R$ 12.000", "2%".
-    rf"(?:{_QUANTITY}\s*(?:,|\be\b|\band\b|\bou\b|\bor\b|\ba\b|\bto\b)\s*)*{_QUANTITY}\s+(?:\w+\s+)?"
+    rf"(?:{_QUANTITY}\s*(?:,|\be\b|\band\b|\bou\b|\bor\b|\ba\b|\bto\b)\s*)*{_QUANTITY}[\s-]+(?:\w+\s+)?"
     r"(?:dias?|horas?|meses|mes|anos?|semanas?|days?|hours?|months?|years?|weeks?)\b"
     r"|r\$\s*[\d.,]+|[\d.,]+\s*(?:%|por cento|percent)"
 )
@@ -162,20 +193,56 @@ is not answered by a sentence naming the ANPD, nor "valor … faturamento" by on
 
 
 def holds_answer_type(sentence: str, kind: str | None, question: str = "") -> bool:
-    """Whether ``sentence`` holds the kind of fact ``question`` asks for. Counts and dates ignore
-    the numbers of legal citations ("art. 52", "Lei 13.709/2018"); a person, body, amount, count
-    or date counts only when the question does not name it already."""
+    """Whether ``sentence`` holds the kind of fact ``question`` asks for (see :func:`answer_type_match`)."""
+    return answer_type_match(sentence, kind, question) > 0
+
+
+UNNAMED_COUNT = 0.5
+"""How much a count counts when the question names what it counts ("quantas cláusulas") and the
+sentence's number is not followed by it: "It has 23 representatives" may still answer "how many
+seats", but "24 cláusulas" answers "quantas cláusulas" before "um modelo de 2024" does."""
+
+
+def answer_type_match(sentence: str, kind: str | None, question: str = "") -> float:
+    """How well ``sentence`` holds the kind of fact ``question`` asks for: 1, or 0 when it holds
+    none; a count not followed by the thing counted gets :data:`UNNAMED_COUNT`. Counts and dates
+    ignore the numbers of legal citations ("art. 52", "Lei 13.709/2018"); a person, body,
+    amount, count or date counts only when the question does not name it already."""
     if kind is None:
-        return False
+        return 0.0
     text = fold(sentence)
     if kind in ("count", "date"):
         text = _CITATION.sub(" ", text)
     if kind == "count":  # "mandatos de 2, 3 e 4 anos", "R$ 12.000", "2%": a duration or an amount, not a count
         text = _MEASURE.sub(" ", text)
     asked = fold(question) if kind in _NEW_TO_THE_QUESTION else ""
-    return any(
-        not (asked and match.group(0).strip() in asked) for match in ANSWER_TYPES[kind][1].finditer(text)
-    )
+    counted = _counted_noun(asked) if kind == "count" else None
+    best = 0.0
+    for match in ANSWER_TYPES[kind][1].finditer(text):
+        if asked and match.group(0).strip() in asked:
+            continue
+        if counted is None or _names_after(text, match.end(), counted):
+            return 1.0
+        best = UNNAMED_COUNT
+    return best
+
+
+_COUNTED = re.compile(r"\b(?:quant[oa]s|how many|numero de|number of)\s+(\w+)")
+_NOT_A_NOUN = frozenset(["sao", "ha", "tem", "existem", "e", "is", "are", "there", "does", "do", "did", "have", "has"])
+
+
+def _counted_noun(folded_question: str) -> str | None:
+    """The thing a count question counts, as a stem: "quantas cláusulas tem…" → "claus"."""
+    found = _COUNTED.search(folded_question)
+    if found is None or found.group(1) in _NOT_A_NOUN:
+        return None
+    return found.group(1)[:5]
+
+
+def _names_after(text: str, at: int, stem: str) -> bool:
+    """Whether one of the two words after ``text[at]`` starts with ``stem`` ("24 cláusulas",
+    "23 full members")."""
+    return any(word.startswith(stem) for word in text[at:].split()[:2])
 
 
 # ----------------------------------------------------------------------------- units
@@ -314,7 +381,9 @@ class SentenceRanker:
         for order, (position, passage, span, text) in enumerate(candidates):
             language = passage.language
             if language not in question_terms:
-                question_terms[language] = {t: self.idf(t) for t in set(self.analyzer.tokens(question, language))}
+                cue = set(self.analyzer.tokens(answer_cue(question, kind), language)) if kind in CUE_KINDS else set()
+                terms_asked = set(self.analyzer.tokens(question, language)) - cue
+                question_terms[language] = {t: self.idf(t) for t in terms_asked}
             asked = question_terms[language]
             if passage.id not in headings:
                 heading = self.analyzer.tokens(f"{passage.title} {passage.section}", language)
@@ -324,7 +393,7 @@ class SentenceRanker:
             features = {
                 "lexical": _overlap(asked, terms),
                 "dense": float(dense[order]) if dense is not None else 0.0,
-                "answer_type": 1.0 if holds_answer_type(text, kind, question) else 0.0,
+                "answer_type": answer_type_match(text, kind, question),
                 "passage": 1.0 / (position + 1),
                 "passage_score": score / best_score if best_score > 0 else 0.0,
                 "passage_dense": similar[position],

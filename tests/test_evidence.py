@@ -9,7 +9,15 @@ import pytest
 
 from rag_server.analysis import Analyzer
 from rag_server.answer import ELLIPSIS, clean_ending, locate, pointer
-from rag_server.evidence import EvidenceWeights, SentenceRanker, answer_type, holds_answer_type
+from rag_server.evidence import (
+    UNNAMED_COUNT,
+    EvidenceWeights,
+    SentenceRanker,
+    answer_cue,
+    answer_type,
+    answer_type_match,
+    holds_answer_type,
+)
 from rag_server.prompt import build_prompt
 from rag_server.retrieval.base import Hit
 
@@ -55,7 +63,11 @@ def ranker(**weights: float) -> SentenceRanker:
         ("Minha empresa é pequena. Sou obrigado a nomear um encarregado?", "yesno"),
         ("Can we change the standard clauses?", "yesno"),
         ("Posso demorar quantos dias para responder?", "duration"),  # the deadline before the yes/no
-        ("O que é um dado anonimizado?", None),
+        ("O que é um dado anonimizado?", "definition"),
+        ("In plain terms, what is differential privacy?", "definition"),
+        ("Quando a LGPD começou a valer de verdade?", "date"),
+        ("Quando saiu a resolução sobre incidentes?", "date"),
+        ("Explique o legítimo interesse.", None),
     ],
 )
 def test_answer_types_of_questions(question: str, kind: str | None) -> None:
@@ -96,6 +108,38 @@ def test_an_answer_type_counts_only_what_is_new_and_not_a_citation(
     sentence: str, kind: str, question: str, holds: bool
 ) -> None:
     assert holds_answer_type(sentence, kind, question) is holds
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind", "question", "match"),
+    [
+        # A hyphenated duration is a duration ("a 2-year term", "a 12-month period").
+        ("They serve a 2-year term, renewable once.", "duration", "How long is the term?", 1.0),
+        ("It gave a 12-month period to bring contracts into line.", "duration", "How long did they have?", 1.0),
+        # "um"/"uma" are articles, not counts; the number followed by the thing counted counts most.
+        ("O CNPD é um órgão consultivo da ANPD.", "count", "Quantos representantes tem o CNPD?", 0.0),
+        ("Tem 23 representantes, cada um com titular e suplente.", "count", "Quantos representantes tem?", 1.0),
+        ("O Anexo II tem 24 cláusulas em quatro seções.", "count", "Quantas cláusulas tem o modelo?", 1.0),
+        ("It has 23 representatives: I – 5 from the Executive.", "count", "How many seats?", UNNAMED_COUNT),
+        ("The council has 23 representatives.", "count", "How many are there?", 1.0),
+        # A definition is stated ("define X como", "means"), not merely mentioned.
+        ("O inciso XIII define bloqueio como a suspensão temporária.", "definition", "O que significa bloquear?", 1.0),
+        ("O fato de o dado ser acessível não significa que possa ser usado.", "definition", "O que é?", 0.0),
+        ("O Regulamento trata da definição e das atribuições do encarregado.", "definition", "O que é?", 0.0),
+    ],
+)
+def test_answer_type_match(sentence: str, kind: str, question: str, match: float) -> None:
+    assert answer_type_match(sentence, kind, question) == match
+
+
+def test_the_words_that_ask_for_a_date_are_not_the_topic() -> None:
+    question = "Em que dia a LGPD foi publicada?"
+    assert "dia" in answer_cue(question, "date")
+    fines = passage("doc#1", "A multa é cobrada por dia de atraso. A LGPD foi publicada em 15 de agosto de 2018.")
+    first = ranker(answer_type=0.0, novelty=0.0, passage=0.0, passage_score=0.0, passage_dense=0.0).rank(
+        question, hits(fines)
+    )[0]
+    assert first.text == "A LGPD foi publicada em 15 de agosto de 2018."
 
 
 def test_novelty_favours_a_sentence_that_adds_to_the_question() -> None:
