@@ -35,6 +35,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -215,8 +216,7 @@ def answer_type_match(sentence: str, kind: str | None, question: str = "") -> fl
         text = _CITATION.sub(" ", text)
     if kind == "count":  # "mandatos de 2, 3 e 4 anos", "R$ 12.000", "2%": a duration or an amount, not a count
         text = _MEASURE.sub(" ", text)
-    asked = fold(question) if kind in _NEW_TO_THE_QUESTION else ""
-    counted = _counted_noun(asked) if kind == "count" else None
+    asked, counted = _asked(question, kind)
     best = 0.0
     for match in ANSWER_TYPES[kind][1].finditer(text):
         if asked and match.group(0).strip() in asked:
@@ -229,6 +229,14 @@ def answer_type_match(sentence: str, kind: str | None, question: str = "") -> fl
 
 _COUNTED = re.compile(r"\b(?:quant[oa]s|how many|numero de|number of)\s+(\w+)")
 _NOT_A_NOUN = frozenset(["sao", "ha", "tem", "existem", "e", "is", "are", "there", "does", "do", "did", "have", "has"])
+
+
+@lru_cache(maxsize=256)
+def _asked(question: str, kind: str) -> tuple[str, str | None]:
+    """``question`` folded when ``kind``'s answer must be new to it (else ""), and the thing a
+    count question counts: computed once per question, not once per candidate sentence."""
+    asked = fold(question) if kind in _NEW_TO_THE_QUESTION else ""
+    return asked, _counted_noun(asked) if kind == "count" else None
 
 
 def _counted_noun(folded_question: str) -> str | None:
