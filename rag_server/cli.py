@@ -255,6 +255,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .pipeline import RagPipeline
 
     pipeline = RagPipeline(args.index, threads=args.settings.torch_threads)
+    if args.fit_classifier:
+        from .evaluation.calibration import classifier_report
+
+        classifier, report = classifier_report(pipeline, args.strategy, args.k)
+        classifier.save(args.fit_classifier)
+        print(f"{report}\n\nwrote {args.fit_classifier} (threshold {classifier.threshold:.4f})")
+        return 0
     result = calibrate(pipeline, args.strategy, args.k, args.min_answered, threshold=args.threshold)
     print(result.markdown())
     return 0
@@ -374,6 +381,12 @@ def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     )
     cal.add_argument("--threshold", type=float, default=None, help="score this threshold instead of choosing one")
     cal.add_argument("--min-answered", type=float, default=0.95, help="share of in-domain dev questions answered")
+    cal.add_argument(
+        "--fit-classifier",
+        metavar="PATH",
+        default=None,
+        help="fit the support classifier on dev instead, write it to PATH (JSON) and score it on test",
+    )
     cal.set_defaults(func=cmd_calibrate)
 
     tu = sub.add_parser("tune", help="evaluate BM25 settings and hybrid variants on the dev split")

@@ -44,6 +44,7 @@ from .prompt import DEFAULT_BUDGET, Citation, Prompt, build_prompt, frame_size, 
 from .retrieval import Hit, Retriever, StrategyRegistry, encoder_for_build
 from .retrieval.base import Filters
 from .servable import check_servable, open_build, open_servable
+from .support import SupportClassifier, classifier_for
 
 if TYPE_CHECKING:
     from .milvus import MilvusSettings, MilvusSource
@@ -408,7 +409,7 @@ class RagPipeline:
         prompt = build_prompt(prompt_question, hits, budget, evidence=[(e.passage, e.span, e.text) for e in ranked])
         timings["prompt"] = (time.perf_counter() - start) * 1000
 
-        supported = bool(hits) and self.evidence(question, hits, state) >= self.threshold(state)
+        supported = self.supported(question, hits, state)
         start = time.perf_counter()
         parts: list[tuple[str, bool]] = []  # (answer sentence as shown, quoted)
         message: str | None = None
@@ -506,6 +507,29 @@ class RagPipeline:
                 f"was built from corpus {str(corpus)[:12]}…: retrain it (rag-server train)"
             )
         return found
+
+    def supported(self, question: str, hits: Sequence[Hit], state: _Served | None = None) -> bool:
+        """Whether ``hits`` support an answer to ``question``: the packaged classifier of the
+        build's embedding model reads the best cosine and the question's vector
+        (``rag_server.support``); without one, or with a threshold configured, the best cosine
+        against that threshold."""
+        state = state or self._state
+        if not hits:
+            return False
+        cosine = self.evidence(question, hits, state)
+        classifier = self.support_classifier(state)
+        if classifier is None:
+            return cosine >= self.threshold(state)
+        vector = self.retriever("dense", state).query_vector(question)  # type: ignore[attr-defined]
+        return classifier.supports(cosine, vector)
+
+    def support_classifier(self, state: _Served | None = None) -> SupportClassifier | None:
+        """The classifier fitted on the build's embedding model, unless a support threshold is
+        configured (an operator's setting wins) or the build has no dense index."""
+        state = state or self._state
+        if self.support_threshold is not None or not state.build.holds("dense"):
+            return None
+        return classifier_for(state.build.manifest.get("embedding", {}).get("model_checksum"))
 
     def evidence(self, question: str, hits: Sequence[Hit], state: _Served | None = None) -> float:
         """Strength of the best evidence on one absolute scale whatever the strategy: the highest

@@ -70,3 +70,19 @@ def test_the_readme_search_example_finds_the_isolation_guide(shipped: RagPipelin
     assert '"GPU partitioning between tenants", "strategy": "bm25", "k": 3' in README.read_text(encoding="utf-8")
     hits = shipped.search("GPU partitioning between tenants", "bm25", 3).hits
     assert [h.passage.doc_id for h in hits].count("gpu-tenant-isolation-en") >= 2
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        # Near-misses whose best passage is as close as an in-domain question's (cosine above the
+        # e5-small threshold alone): other areas of Brazilian law, everyday consumer questions.
+        "Qual a diferença entre MEI e microempresa para pagar impostos?",
+        "O que não pode faltar num contrato de aluguel residencial?",
+        "Can a Brazilian court order a website to take down a defamatory post?",
+    ],
+)
+def test_the_served_support_check_refuses_near_misses(shipped: RagPipeline, question: str) -> None:
+    assert shipped.support_classifier() is not None  # the packaged classifier of the default model
+    result = shipped.ask(question)
+    assert not result.supported and not result.answer, result.answer

@@ -23,10 +23,14 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..pipeline import DEFAULT_ASK_K, RagPipeline
 from .answers import load_answer_questions
 from .datasets import NATURAL_QUESTIONS, EvalSet, load_project_questions
+
+if TYPE_CHECKING:
+    from ..support import SupportClassifier
 
 OFFTOPIC = Path(__file__).with_name("offtopic.jsonl")
 SPLITS = ("dev", "test")
@@ -172,3 +176,38 @@ def setting_for(threshold: float) -> float:
     which refused some of them). The report's rates are those of this setting."""
     setting = math.floor(threshold * 10_000) / 10_000
     return setting if setting <= threshold else setting - 0.0001  # floor of a float can land above it
+
+
+def classifier_report(
+    pipeline: RagPipeline, strategy: str = "hybrid-convex", k: int = DEFAULT_ASK_K
+) -> tuple[SupportClassifier, str]:
+    """Fit the support classifier (``rag_server.support``) on every question set's dev split and
+    score it on test, per set: (the classifier, a markdown table)."""
+    from ..support import fit_support_classifier
+
+    embedding = pipeline.build.manifest.get("embedding", {})
+    encoder = pipeline.encoder()
+    data = {}
+    for split in SPLITS:
+        questions = labelled_questions(split)
+        texts = [q.text for q in questions]
+        data[split] = (questions, evidence_scores(pipeline, texts, strategy, k), encoder.encode_queries(texts))
+    dev_questions, dev_cosines, dev_vectors = data["dev"]
+    classifier = fit_support_classifier(
+        str(embedding.get("model")),
+        str(embedding.get("model_checksum")),
+        dev_cosines,
+        dev_vectors,
+        [q.in_domain for q in dev_questions],
+    )
+    lines = ["| split | set | questions | handled (in domain: answered; off-topic: refused) |"]
+    lines.append("| --- | --- | ---: | ---: |")
+    for split, (questions, cosines, vectors) in data.items():
+        right: dict[str, list[bool]] = {}
+        for q, cosine, vector in zip(questions, cosines, vectors, strict=True):
+            ok = classifier.supports(cosine, vector) == q.in_domain
+            right.setdefault("in domain, all" if q.in_domain else "off-topic, all", []).append(ok)
+            right.setdefault(q.source, []).append(ok)
+        for name, oks in sorted(right.items()):
+            lines.append(f"| {split} | {name} | {len(oks)} | {sum(oks) / len(oks):.1%} |")
+    return classifier, "\n".join(lines)
