@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import RagServerError
+from .errors import ConfigError, RagServerError
 from .glossary import GLOSSARY_CHOICES
 from .retrieval.strategies import LOCAL
 from .settings import BACKENDS, Settings
@@ -254,6 +254,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .evaluation.calibration import calibrate
     from .pipeline import RagPipeline
 
+    if args.fit_classifier and not Path(args.fit_classifier).parent.is_dir():  # before a minute of scoring
+        raise ConfigError(args.fit_classifier, "its directory does not exist")
     pipeline = RagPipeline(args.index, threads=args.settings.torch_threads)
     if args.fit_classifier:
         from .evaluation.calibration import classifier_report

@@ -62,7 +62,10 @@ class SupportClassifier:
     def save(self, path: Path | str) -> None:
         record = {"version": FORMAT_VERSION, "cosine_scale": COSINE_SCALE, **self.__dict__}
         record["weights"] = list(self.weights)
-        Path(path).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        try:
+            Path(path).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot write the support classifier ({exc.strerror or exc})") from None
 
     @classmethod
     def load(cls, path: Path | str) -> SupportClassifier:

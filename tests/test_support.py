@@ -84,3 +84,17 @@ def test_the_pipeline_asks_the_build_s_classifier_unless_a_threshold_is_set(
     configured = RagPipeline(built.path, encoder=fake_encoder, support_threshold=-1.0)
     assert configured.support_classifier() is None
     assert configured.ask("Qual o prazo para comunicar um incidente?").supported
+
+
+def test_an_unwritable_path_is_a_model_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="missing/c.json: cannot write the support classifier"):
+        classifier().save(tmp_path / "missing" / "c.json")
+
+
+def test_calibrate_says_a_missing_directory_before_scoring(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rag_server.cli import main
+
+    code = main(["calibrate", "--index", str(tmp_path), "--fit-classifier", str(tmp_path / "no" / "c.json")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "c.json: its directory does not exist" in err
