@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, fields
+from functools import cache, cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -51,16 +52,22 @@ class SupportClassifier:
     bias: float
     threshold: float
 
+    @cached_property
+    def _weight_array(self) -> npt.NDArray[np.float64]:
+        """``weights`` as an array, made once: ``score`` runs on every question asked."""
+        return np.asarray(self.weights, dtype=np.float64)
+
     def score(self, cosine: float, vector: npt.NDArray[np.float32]) -> float:
         if vector.shape != (len(self.weights),):
             raise ModelError(f"support classifier reads {len(self.weights)}-dimensional vectors, got {vector.shape}")
-        return float(self.bias + self.cosine_weight * COSINE_SCALE * cosine + np.dot(self.weights, vector))
+        return float(self.bias + self.cosine_weight * COSINE_SCALE * cosine + self._weight_array @ vector)
 
     def supports(self, cosine: float, vector: npt.NDArray[np.float32]) -> bool:
         return self.score(cosine, vector) >= self.threshold
 
     def save(self, path: Path | str) -> None:
-        record = {"version": FORMAT_VERSION, "cosine_scale": COSINE_SCALE, **self.__dict__}
+        record: dict[str, Any] = {"version": FORMAT_VERSION, "cosine_scale": COSINE_SCALE}
+        record |= {f.name: getattr(self, f.name) for f in fields(self)}
         record["weights"] = list(self.weights)
         try:
             Path(path).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
@@ -96,12 +103,11 @@ def fit_support_classifier(
 ) -> SupportClassifier:
     """A class-balanced logistic regression on dev questions, its threshold chosen on 5-fold
     cross-validated scores (scores on its own training questions would answer too many)."""
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_predict
 
     x = features(cosines, vectors)
     y = np.asarray(in_domain, dtype=bool)
-    regression = LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
+    regression = logistic(c)
     held_out = cross_val_predict(regression, x, y, cv=5, method="decision_function")
     regression.fit(x, y)
     coefficients = regression.coef_[0]
@@ -113,6 +119,14 @@ def fit_support_classifier(
         bias=float(regression.intercept_[0]),
         threshold=answering_threshold(held_out, y),
     )
+
+
+def logistic(c: float = DEFAULT_C) -> Any:
+    """The unfitted regression: class-balanced (in-domain questions outnumber off-topic ones
+    four to one), L2 strength ``1 / c``."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
 
 
 def features(cosines: Sequence[float], vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:

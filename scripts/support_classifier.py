@@ -21,30 +21,23 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 
-from rag_server.evaluation.calibration import labelled_questions
-from rag_server.pipeline import DEFAULT_ASK_K, RagPipeline
-from rag_server.support import answering_threshold
+from rag_server.evaluation.calibration import support_inputs
+from rag_server.pipeline import RagPipeline
+from rag_server.support import answering_threshold, features, logistic
 
 
-def features(pipeline: RagPipeline, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per question of ``split``: the served cosine, [10 × cosine, query vector], in domain?, its set."""
-    questions = labelled_questions(split)
-    retriever = pipeline.retriever("hybrid-convex")
-    cosine = np.array([pipeline.evidence(q.text, retriever.search(q.text, k=DEFAULT_ASK_K)) for q in questions])
-    vectors = pipeline.encoder().encode_queries([q.text for q in questions])
-    x = np.hstack([10 * cosine[:, None], vectors])
-    return cosine, x, np.array([q.in_domain for q in questions]), np.array([q.source for q in questions])
+def inputs(pipeline: RagPipeline, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per question of ``split``: the served cosine, the classifier's features, in domain?, its set."""
+    questions, cosines, vectors = support_inputs(pipeline, split)
+    cosine = np.array(cosines)
+    in_domain = np.array([q.in_domain for q in questions])
+    return cosine, features(cosine, vectors), in_domain, np.array([q.source for q in questions])
 
 
 def handled(scores: np.ndarray, in_domain: np.ndarray, t: float) -> float:
     return float(np.where(in_domain, scores >= t, scores < t).mean())
-
-
-def model(c: float) -> LogisticRegression:
-    return LogisticRegression(C=c, max_iter=5000, class_weight="balanced")
 
 
 def main() -> int:
@@ -53,14 +46,14 @@ def main() -> int:
     parser.add_argument("-C", type=float, nargs="+", default=[0.1, 1.0, 10.0], help="L2 strengths to try")
     args = parser.parse_args()
     pipeline = RagPipeline(args.index)
-    dev_cos, dev_x, dev_y, dev_set = features(pipeline, "dev")
-    test_cos, test_x, test_y, test_set = features(pipeline, "test")
+    dev_cos, dev_x, dev_y, dev_set = inputs(pipeline, "dev")
+    test_cos, test_x, test_y, test_set = inputs(pipeline, "test")
     sets = sorted(set(test_set))
 
     rows = [("one cosine (served)", dev_cos, test_cos)]
     for c in args.C:
-        cv = cross_val_predict(model(c), dev_x, dev_y, cv=5, method="decision_function")
-        rows.append((f"logistic, C = {c:g}", cv, model(c).fit(dev_x, dev_y).decision_function(test_x)))
+        cv = cross_val_predict(logistic(c), dev_x, dev_y, cv=5, method="decision_function")
+        rows.append((f"logistic, C = {c:g}", cv, logistic(c).fit(dev_x, dev_y).decision_function(test_x)))
     print("| support check | test in-domain answered | test off-topic refused | " + " | ".join(sets) + " |")
     print("| --- | ---: | ---: | " + " | ".join("---:" for _ in sets) + " |")
     for name, dev_scores, test_scores in rows:
@@ -77,8 +70,8 @@ def main() -> int:
         keep, target = dev_set != left, test_set == left
         cells = [handled(test_cos[target], test_y[target], answering_threshold(dev_cos[keep], dev_y[keep]))]
         for c in args.C:
-            cv = cross_val_predict(model(c), dev_x[keep], dev_y[keep], cv=5, method="decision_function")
-            fitted = model(c).fit(dev_x[keep], dev_y[keep])
+            cv = cross_val_predict(logistic(c), dev_x[keep], dev_y[keep], cv=5, method="decision_function")
+            fitted = logistic(c).fit(dev_x[keep], dev_y[keep])
             t = answering_threshold(cv, dev_y[keep])
             cells.append(handled(fitted.decision_function(test_x[target]), test_y[target], t))
         print(f"| {left} | " + " | ".join(f"{v:.3f}" for v in cells) + " |")

@@ -23,7 +23,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..pipeline import DEFAULT_ASK_K, RagPipeline
 from .answers import load_answer_questions
@@ -178,6 +178,16 @@ def setting_for(threshold: float) -> float:
     return setting if setting <= threshold else setting - 0.0001  # floor of a float can land above it
 
 
+def support_inputs(
+    pipeline: RagPipeline, split: str, strategy: str = "hybrid-convex", k: int = DEFAULT_ASK_K
+) -> tuple[list[LabelledQuestion], list[float], Any]:
+    """What the support classifier reads of ``split``'s labelled questions: each one's best
+    cosine (as ``/v1/ask`` retrieves) and its query vector (rows of an array)."""
+    questions = labelled_questions(split)
+    texts = [q.text for q in questions]
+    return questions, evidence_scores(pipeline, texts, strategy, k), pipeline.encoder().encode_queries(texts)
+
+
 def classifier_report(
     pipeline: RagPipeline, strategy: str = "hybrid-convex", k: int = DEFAULT_ASK_K
 ) -> tuple[SupportClassifier, str]:
@@ -186,12 +196,7 @@ def classifier_report(
     from ..support import fit_support_classifier
 
     embedding = pipeline.build.manifest.get("embedding", {})
-    encoder = pipeline.encoder()
-    data = {}
-    for split in SPLITS:
-        questions = labelled_questions(split)
-        texts = [q.text for q in questions]
-        data[split] = (questions, evidence_scores(pipeline, texts, strategy, k), encoder.encode_queries(texts))
+    data = {split: support_inputs(pipeline, split, strategy, k) for split in SPLITS}
     dev_questions, dev_cosines, dev_vectors = data["dev"]
     classifier = fit_support_classifier(
         str(embedding.get("model")),
