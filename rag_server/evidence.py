@@ -26,7 +26,10 @@ gets a score that adds up, with weights chosen on the dev split of the answer se
   ("Art. 48 — Comunicação de incidente"), which name the topic that a sentence often leaves
   implicit;
 * ``language``: the sentence is in the question's language, so that a Portuguese question is
-  answered in Portuguese when the corpus has both.
+  answered in Portuguese when the corpus has both;
+* ``dependent``: the sentence opens with a word that points back to the sentence before it
+  ("Assim, …", "Por isso …", "It has …"); shown alone as an answer, it leaves the reader asking
+  what "it" or "thus" refers to, so it counts against (:func:`points_back`).
 """
 
 from __future__ import annotations
@@ -253,6 +256,19 @@ def _names_after(text: str, at: int, stem: str) -> bool:
     return any(word.startswith(stem) for word in text[at:].split()[:2])
 
 
+_POINTS_BACK = re.compile(
+    r"^(?:assim|com base nisso|nesse caso|neste caso|nesses casos|isso|isto|essa|esse|esses|essas|portanto|"
+    r"alem disso|por isso|dessa forma|desse modo|ou seja|tambem|ainda|"
+    r"this|that|these|those|therefore|thus|in that case|in this case|it|they|such|also|so|hence|for that reason)\b"
+)
+
+
+def points_back(sentence: str) -> bool:
+    """Whether ``sentence`` opens with a word that refers to what came before it ("Por isso, …",
+    "These articles…", "It has…"): a sentence a reader cannot take on its own."""
+    return bool(_POINTS_BACK.match(fold(sentence).lstrip()))
+
+
 # ----------------------------------------------------------------------------- units
 
 ABRIDGE_OVER = 400
@@ -312,6 +328,10 @@ class EvidenceWeights:
     heading: float = -0.186
     language: float = 0.849
     novelty: float = 3.153
+    dependent: float = -1.0
+    """Not fitted with the others but swept alone on dev with them fixed (0, -0.5, -1, -1.5, -2,
+    -3): at -1 dev fact in the answer 0.691 → 0.706 and answers opening with such a word 5 → 3 of
+    82; test facts unchanged, such openings 1 → 0 (docs/BENCHMARKS.md, session 12)."""
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -408,6 +428,7 @@ class SentenceRanker:
                 "heading": headings[passage.id],
                 "language": 1.0 if language == asked_language else 0.0,
                 "novelty": _novelty(asked, terms),
+                "dependent": 1.0 if points_back(text) else 0.0,
             }
             total = sum(w[name] * value for name, value in features.items())
             sentence = EvidenceSentence(passage, position + 1, span, text, total, features)

@@ -99,6 +99,8 @@ def test_judge_and_summary() -> None:
     assert good.copied_top_sentence and good.clean_start and good.clean_end and not good.refused and not good.quoted
     cut = judge(fact, result("três dias úteis, e"), 20.0)  # type: ignore[arg-type]
     assert cut.fact_in_answer and not cut.clean_start and not cut.clean_end and not cut.copied_top_sentence
+    assert not good.dependent_start
+    assert judge(fact, result("[1] Por isso, o prazo é de três dias úteis."), 5.0).dependent_start  # type: ignore[arg-type]
     refused = judge(fact, result("", supported=False), 30.0)  # type: ignore[arg-type]
     assert refused.refused and not refused.fact_in_answer and not refused.clean_end
 

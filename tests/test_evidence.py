@@ -17,6 +17,7 @@ from rag_server.evidence import (
     answer_type,
     answer_type_match,
     holds_answer_type,
+    points_back,
 )
 from rag_server.prompt import build_prompt
 from rag_server.retrieval.base import Hit
@@ -151,6 +152,33 @@ def test_novelty_favours_a_sentence_that_adds_to_the_question() -> None:
     novel_first = novel.rank(question, hits(echo))[0]
     assert plain_first.features["novelty"] < novel_first.features["novelty"]
     assert "23" in novel_first.text and "23" not in plain_first.text
+
+
+@pytest.mark.parametrize(
+    ("sentence", "dependent"),
+    [
+        ("Por isso, uma empresa estrangeira sem filial também está sujeita.", True),
+        ("Assim, pedidos de acesso vão ao controlador.", True),
+        ("It has 23 representatives, each with a full member.", True),
+        ("These articles cover the ANPD's administrative procedure.", True),
+        ("A LGPD aplica-se a qualquer operação de tratamento.", False),
+        ("Item by item, the contract lists the processor's duties.", False),  # "it" only as a word
+        ("Isolation between tenants is enforced by MIG.", False),  # not "isso"
+        ("Essencial é que o titular seja informado.", False),  # not "essa"
+    ],
+)
+def test_a_sentence_that_points_back_is_told_apart(sentence: str, dependent: bool) -> None:
+    assert points_back(sentence) is dependent
+
+
+def test_a_sentence_that_points_back_ranks_below_an_equal_one_that_stands_alone() -> None:
+    question = "Quantos representantes tem o conselho?"
+    text = "Por isso, o conselho tem 23 representantes. O conselho tem 23 representantes e suplentes."
+    weights = {"answer_type": 0.0, "novelty": 0.0, "passage": 0.0, "passage_score": 0.0, "passage_dense": 0.0}
+    first = ranker(lexical=1.0, dependent=0.0, **weights).rank(question, hits(passage("doc#1", text)))[0]
+    assert first.text.startswith("Por isso")  # a tie, kept in reading order
+    first = ranker(lexical=1.0, dependent=-1.0, **weights).rank(question, hits(passage("doc#1", text)))[0]
+    assert first.text.startswith("O conselho") and first.features["dependent"] == 0.0
 
 
 def test_sentences_holding_an_answer_type() -> None:

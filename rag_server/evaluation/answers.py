@@ -23,6 +23,7 @@ import numpy as np
 
 from ..analysis import fold
 from ..errors import CorpusError
+from ..evidence import points_back
 from ..sentences import sentence_spans
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class AnswerRecord:
     latency_ms: float
     answer: str
     sentences: int = 1  # the answer's sentences (one, or two with a close runner-up)
+    dependent_start: bool = False  # the answer opens with "Assim,", "It…": it needs a sentence not shown
 
 
 def judge(question: AnswerQuestion, result: AskResult, latency_ms: float) -> AnswerRecord:
@@ -125,6 +127,7 @@ def judge(question: AnswerQuestion, result: AskResult, latency_ms: float) -> Ans
         latency_ms=latency_ms,
         answer=answer,
         sentences=len(getattr(result, "parts", ())) if hasattr(result, "parts") else int(bool(answer)),
+        dependent_start=bool(answer) and points_back(re.sub(r"^\[\d+\]\s*", "", answer)),
     )
 
 
@@ -170,6 +173,7 @@ RATES = (
     "quoted",
     "clean_start",
     "clean_end",
+    "dependent_start",
     "refused",
 )
 
