@@ -332,7 +332,8 @@ def make_parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     c.add_argument(
         "--dataset",
         default="project",
-        help="'project' (the evaluation set), 'natural' (its natural-question split) or a BEIR directory",
+        help="'project' (the evaluation set), 'natural' (its natural-question split), a .jsonl file of questions "
+        "in their format (judged on the shipped corpus) or a BEIR directory",
     )
     c.add_argument("--split", default="test", help="project: dev, test or all; BEIR: the qrels file name (test, train)")
     c.add_argument("--strategies", default="", help="comma-separated subset of the strategy variants")

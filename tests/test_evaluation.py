@@ -20,6 +20,24 @@ def test_beir_loader_on_a_tiny_dataset() -> None:
     assert evalset.documents is not None and len(evalset.documents) == 4
 
 
+def test_compare_takes_a_question_file_in_the_project_format(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from rag_server.cli import main
+    from rag_server.errors import CorpusError
+    from rag_server.evaluation.compare import load_dataset
+    from rag_server.evaluation.datasets import NATURAL_QUESTIONS
+
+    first, second = NATURAL_QUESTIONS.read_text(encoding="utf-8").splitlines()[:2]  # a dev and a test question
+    own = tmp_path / "ours.jsonl"
+    own.write_text(f"{first}\n{second}\n", encoding="utf-8")
+    evalset, corpus = load_dataset(str(own), "dev")
+    assert [q.id for q in evalset.queries] == ["nq001"] and evalset.level == "passage"
+    assert corpus == [Path("corpus")]  # judged by passage ids of the shipped corpus
+    with pytest.raises(CorpusError, match="no such question file"):
+        load_dataset(str(tmp_path / "missing.jsonl"), "dev")
+    assert main(["compare", "--dataset", str(tmp_path / "missing.jsonl"), "--strategies", "bm25", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing.jsonl'}: no such question file"
+
+
 def test_project_questions_are_balanced_and_resolve_against_the_corpus() -> None:
     evalset = load_project_questions()
     assert len(evalset.queries) >= 150

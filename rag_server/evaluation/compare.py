@@ -17,6 +17,7 @@ from typing import Any
 
 from ..build import BuildConfig, build_index
 from ..embedding import DEFAULT_MODEL, Encoder
+from ..errors import CorpusError
 from ..indexes import BM25Params
 from ..loader import IndexBuild
 from ..retrieval import LOCAL, Retriever, encoder_for_build, make_retriever
@@ -64,6 +65,10 @@ def load_dataset(dataset: str, split: str) -> tuple[EvalSet, list[Path]]:
         evalset = load_project_questions(path).split(split)
         return evalset, [Path("corpus")]
     path = Path(dataset)
+    if path.suffix == ".jsonl":  # questions in the project's format (natural.jsonl's), judged on the shipped corpus
+        if not path.is_file():
+            raise CorpusError(path, "no such question file")
+        return load_project_questions(path).split(split), [Path("corpus")]
     beir_split = "test" if split in ("all", "dev") and not (path / "qrels" / f"{split}.tsv").exists() else split
     evalset = load_beir(path, beir_split)
     return evalset, [path / "corpus.jsonl"]
