@@ -259,13 +259,14 @@ def _names_after(text: str, at: int, stem: str) -> bool:
 _POINTS_BACK = re.compile(
     r"^(?:assim|com base nisso|nesse caso|neste caso|nesses casos|isso|isto|essa|esse|esses|essas|portanto|"
     r"alem disso|por isso|dessa forma|desse modo|ou seja|tambem|ainda|"
-    r"this|that|these|those|therefore|thus|in that case|in this case|it|they|such|also|so|hence|for that reason)\b"
+    r"this|that|these|those|therefore|thus|in that case|in this case|it|they|such|also|hence|for that reason)\b"
 )
 
 
 def points_back(sentence: str) -> bool:
     """Whether ``sentence`` opens with a word that refers to what came before it ("Por isso, …",
-    "These articles…", "It has…"): a sentence a reader cannot take on its own."""
+    "These articles…", "It has…"): a sentence a reader cannot take on its own. Not "so": folded,
+    it is also the Portuguese "só" ("Só quando…"), which opens sentences that stand alone."""
     return bool(_POINTS_BACK.match(fold(sentence).lstrip()))
 
 

@@ -165,6 +165,7 @@ def test_novelty_favours_a_sentence_that_adds_to_the_question() -> None:
         ("Item by item, the contract lists the processor's duties.", False),  # "it" only as a word
         ("Isolation between tenants is enforced by MIG.", False),  # not "isso"
         ("Essencial é que o titular seja informado.", False),  # not "essa"
+        ("Só quando a reidentificação não for possível o dado é anônimo.", False),  # "só", not "so"
     ],
 )
 def test_a_sentence_that_points_back_is_told_apart(sentence: str, dependent: bool) -> None:
