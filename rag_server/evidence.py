@@ -332,7 +332,8 @@ class EvidenceWeights:
     dependent: float = -1.0
     """Not fitted with the others but swept alone on dev with them fixed (0, -0.5, -1, -1.5, -2,
     -3): at -1 dev fact in the answer 0.691 → 0.706 and answers opening with such a word 5 → 3 of
-    82; test facts unchanged, such openings 1 → 0 (docs/BENCHMARKS.md, session 12)."""
+    68; test facts unchanged, such openings 1 → 0. A conditional-logit refit of every weight on dev
+    gives it -1.022 (docs/BENCHMARKS.md, session 12)."""
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
