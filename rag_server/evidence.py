@@ -267,7 +267,12 @@ def points_back(sentence: str) -> bool:
     """Whether ``sentence`` opens with a word that refers to what came before it ("Por isso, …",
     "These articles…", "It has…"): a sentence a reader cannot take on its own. Not "so": folded,
     it is also the Portuguese "só" ("Só quando…"), which opens sentences that stand alone."""
-    return bool(_POINTS_BACK.match(fold(sentence).lstrip()))
+    return _opens_pointing_back(fold(sentence))
+
+
+def _opens_pointing_back(folded: str) -> bool:
+    """:func:`points_back` of an already folded sentence (the ranker folds each candidate once)."""
+    return bool(_POINTS_BACK.match(folded.lstrip()))
 
 
 # ----------------------------------------------------------------------------- units
@@ -383,7 +388,7 @@ class SentenceRanker:
 
     def rank(self, question: str, hits: Sequence[Hit]) -> list[EvidenceSentence]:
         """Every distinct sentence of ``hits``, best first (ties: retrieval order, then reading order)."""
-        candidates: list[tuple[int, Passage, Span, str]] = []
+        candidates: list[tuple[int, Passage, Span, str, str]] = []  # (hit, passage, span, text, folded text)
         seen: set[str] = set()
         for position, hit in enumerate(hits):
             passage = hit.passage
@@ -393,7 +398,7 @@ class SentenceRanker:
                     if key in seen:
                         continue
                     seen.add(key)
-                    candidates.append((position, passage, span, text))
+                    candidates.append((position, passage, span, text, key))
         if not candidates:
             return []
 
@@ -408,7 +413,7 @@ class SentenceRanker:
         headings: dict[str, float] = {}  # passage id → heading overlap
         w = self.weights.to_dict()
         ranked: list[tuple[float, int, EvidenceSentence]] = []
-        for order, (position, passage, span, text) in enumerate(candidates):
+        for order, (position, passage, span, text, folded) in enumerate(candidates):
             language = passage.language
             if language not in question_terms:
                 cue = set(self.analyzer.tokens(answer_cue(question, kind), language)) if kind in CUE_KINDS else set()
@@ -430,7 +435,7 @@ class SentenceRanker:
                 "heading": headings[passage.id],
                 "language": 1.0 if language == asked_language else 0.0,
                 "novelty": _novelty(asked, terms),
-                "dependent": 1.0 if points_back(text) else 0.0,
+                "dependent": 1.0 if _opens_pointing_back(folded) else 0.0,
             }
             total = sum(w[name] * value for name, value in features.items())
             sentence = EvidenceSentence(passage, position + 1, span, text, total, features)

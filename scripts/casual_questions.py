@@ -48,10 +48,9 @@ def run() -> int:
     with tempfile.TemporaryDirectory(prefix="casual-") as tmp:
         natural = casual_copy(NATURAL_QUESTIONS, Path(tmp) / "natural-casual.jsonl")
         answers = casual_copy(ANSWER_QUESTIONS, Path(tmp) / "answers-casual.jsonl")
+        common = ["--split", args.split, "--strategies", "bm25,dense,hybrid-convex", "--quiet", "--out", tmp, *cache]
         for label, dataset in (("as written", str(NATURAL_QUESTIONS)), ("typed casually", str(natural))):
             print(f"\n## Natural split, {args.split}, {label}\n", flush=True)
-            strategies = "bm25,dense,hybrid-convex"
-            common = ["--split", args.split, "--strategies", strategies, "--quiet", "--out", tmp, *cache]
             code = cli(["compare", "--dataset", dataset, *common])
             if code:
                 return code

@@ -127,13 +127,18 @@ def judge(question: AnswerQuestion, result: AskResult, latency_ms: float) -> Ans
         latency_ms=latency_ms,
         answer=answer,
         sentences=len(getattr(result, "parts", ())) if hasattr(result, "parts") else int(bool(answer)),
-        dependent_start=bool(answer) and points_back(re.sub(r"^\[\d+\]\s*", "", answer)),
+        dependent_start=bool(answer) and points_back(_without_marker(answer)),
     )
+
+
+def _without_marker(answer: str) -> str:
+    """``answer`` without a leading ``[n]`` citation marker."""
+    return re.sub(r"^\[\d+\]\s*", "", answer)
 
 
 def _starts_a_sentence(answer: str, result: AskResult) -> bool:
     """Whether ``answer`` (after a leading ``[n]`` marker) opens like a sentence of a retrieved passage."""
-    body = re.sub(r"^\[\d+\]\s*", "", answer).removesuffix("…")
+    body = _without_marker(answer).removesuffix("…")
     opening = " ".join(body.split())[:24]
     for hit in result.hits:
         text = hit.passage.text

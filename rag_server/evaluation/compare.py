@@ -59,13 +59,12 @@ class Comparison:
     languages: list[LanguageScores] = field(default_factory=list)  # per question language (mixed sets)
 
 
+QUESTION_SETS = {"project": PROJECT_QUESTIONS, "natural": NATURAL_QUESTIONS}
+
+
 def load_dataset(dataset: str, split: str) -> tuple[EvalSet, list[Path]]:
-    if dataset in ("project", "natural"):
-        path = NATURAL_QUESTIONS if dataset == "natural" else PROJECT_QUESTIONS
-        evalset = load_project_questions(path).split(split)
-        return evalset, [Path("corpus")]
-    path = Path(dataset)
-    if path.suffix == ".jsonl":  # questions in the project's format (natural.jsonl's), judged on the shipped corpus
+    path = QUESTION_SETS.get(dataset, Path(dataset))
+    if path.suffix == ".jsonl":  # the project's question format (a named set or a user's file), on the shipped corpus
         if not path.is_file():
             raise CorpusError(path, "no such question file")
         return load_project_questions(path).split(split), [Path("corpus")]
